@@ -1,0 +1,301 @@
+"""The transferable collection on disk: `OUT/export/`, the product's main artifact.
+
+Layout (every file's sha256 is in the manifest):
+  manifest.json                    format version, ModelConfig, tokenizer, layers and their
+                                   variables, vocabulary size + sha256, metrics, provenance
+  vocab.txt                        one token a line; line i is embedding row i
+  model.ckpt.index / .data-*       a Saver checkpoint of exactly the transferable variables
+  graph.meta                       a MetaGraphDef of the inference encoder (input_ids ->
+                                   pooled), holding the transferable collection (seeds/001)
+
+Written atomically: everything goes to a temporary sibling directory which is renamed into
+place only when complete, so a crash or a full disk never leaves a half export and the
+previous export stays intact until the new one is whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from auxpretrain.config import ModelConfig
+from auxpretrain.errors import ConfigError, ExportError
+from auxpretrain.variables import TRANSFERABLE_VARIABLES, layer_of, strip_suffix
+
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "model.ckpt"
+MANIFEST = "manifest.json"
+VOCAB = "vocab.txt"
+GRAPH_META = "graph.meta"
+# names of the tensors of graph.meta, for import_meta_graph users (seeds/001)
+TENSORS = {
+    "input_ids": "input_ids:0",  # int32 [batch, time], 0 = padding
+    "sequence": "encoder/sequence:0",  # float32 [batch, time, width], top layer output
+    "pooled": "encoder/pooled:0",  # float32 [batch, pooled_size], sentence vector
+}
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclasses.dataclass
+class Export:
+    """A verified export directory, ready to restore from."""
+
+    path: str
+    manifest: Dict[str, Any]
+    config: ModelConfig
+    vocab: Any  # auxpretrain.vocab.Vocabulary
+    tokenizer: Any  # auxpretrain.text.Tokenizer
+    checkpoint_prefix: str
+    variables: Dict[str, Tuple[Tuple[int, ...], str]]  # name -> (shape, dtype), export order
+
+    @property
+    def layer_names(self) -> List[str]:
+        return [layer["name"] for layer in self.manifest["layers"]]
+
+    def values(self, names=None) -> Dict[str, np.ndarray]:
+        """Reads variable values from the checkpoint: name (no ':0') -> ndarray."""
+        import tensorflow as tf
+
+        try:
+            reader = tf.compat.v1.train.NewCheckpointReader(self.checkpoint_prefix)
+            return {n: reader.get_tensor(n) for n in (names or self.variables)}
+        except Exception as e:  # a corrupted checkpoint surfaces here as a TF error
+            raise ExportError(f"{self.path}: cannot read the checkpoint ({_first_line(e)}); "
+                              "re-export or re-download it") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
+
+
+def _layers_manifest(variables: Mapping[str, Tuple[Tuple[int, ...], str]], config: ModelConfig):
+    layers = []
+    for layer in config.layer_names():
+        layers.append({
+            "name": layer,
+            "variables": [{"name": n, "shape": list(shape), "dtype": dtype}
+                          for n, (shape, dtype) in variables.items() if layer_of(n) == layer],
+        })
+    return layers
+
+
+def build_inference_graph(config: ModelConfig):
+    """Builds the clean inference encoder of graph.meta in a new graph.
+
+    Returns (graph, saver, variables): variables maps checkpoint names to tf.Variables.
+    """
+    import tensorflow as tf
+
+    from auxpretrain.modeling import build_encoder
+
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        input_ids = tf1.placeholder(tf.int32, [None, None], name="input_ids")
+        outputs = build_encoder(input_ids, config)
+        with tf1.name_scope("encoder/"):
+            tf.identity(outputs.sequence, name="sequence")
+            tf.identity(outputs.pooled, name="pooled")
+        variables = {strip_suffix(v.name): v for v in tf1.get_collection(TRANSFERABLE_VARIABLES)}
+        saver = tf1.train.Saver(var_list=variables, max_to_keep=None, save_relative_paths=True)
+    return graph, saver, variables
+
+
+def write_export(out_dir: str, values: Mapping[str, np.ndarray], config: ModelConfig, vocab,
+                 tokenizer, extra: Optional[Mapping[str, Any]] = None) -> Export:
+    """Writes an export atomically from transferable variable values.
+
+    Args:
+      out_dir: the export directory to create or replace.
+      values: checkpoint name ("layer_0/kernel") -> ndarray, e.g. from
+        `transfer.values_from_session`; must be exactly the encoder's variables.
+      config: the architecture; `vocab` must have config.vocab_size tokens.
+      tokenizer: an auxpretrain.text.Tokenizer (its settings go into the manifest).
+      extra: more manifest entries (corpus statistics, corruption, metrics...).
+
+    Returns:
+      the written Export, loaded back and verified.
+    """
+    import tensorflow as tf
+
+    if len(vocab) != config.vocab_size:
+        raise ExportError(f"vocabulary has {len(vocab)} tokens but config.vocab_size is {config.vocab_size}")
+    graph, saver, variables = build_inference_graph(config)
+    missing = sorted(set(variables) - set(values))
+    unexpected = sorted(set(values) - set(variables))
+    if missing or unexpected:
+        raise ExportError(f"export values do not match the encoder: missing {missing}, unexpected {unexpected}")
+    for name, var in variables.items():
+        if tuple(var.shape.as_list()) != tuple(np.shape(values[name])):
+            raise ExportError(f"{name}: value shape {np.shape(values[name])} != variable shape {var.shape}")
+
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    try:
+        with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+            for name, var in variables.items():
+                var.load(np.asarray(values[name], dtype=np.float32), sess)
+            saver.save(sess, os.path.join(tmp, CHECKPOINT_NAME), write_meta_graph=False,
+                       write_state=False)
+            tf.compat.v1.train.export_meta_graph(
+                filename=os.path.join(tmp, GRAPH_META), graph=graph, saver_def=saver.as_saver_def(),
+                collection_list=[TRANSFERABLE_VARIABLES], clear_devices=True)
+        vocab.save(os.path.join(tmp, VOCAB))
+        from auxpretrain import __version__
+
+        shapes = {n: (tuple(int(d) for d in v.shape.as_list()), v.dtype.base_dtype.name)
+                  for n, v in variables.items()}
+        files = {name: sha256_file(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "package": "auxpretrain",
+            "package_version": __version__,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "model_config": config.to_dict(),
+            "tokenizer": tokenizer.to_dict(),
+            "collection": TRANSFERABLE_VARIABLES,
+            "checkpoint": CHECKPOINT_NAME,
+            "tensors": TENSORS,
+            "layers": _layers_manifest(shapes, config),
+            "vocab": {"file": VOCAB, "size": len(vocab), "sha256": vocab.sha256,
+                      "pad_id": 0, "unk_id": 1},
+            "files": files,
+        }
+        manifest.update(dict(extra or {}))
+        _write_json(os.path.join(tmp, MANIFEST), manifest)
+        _fsync_dir(tmp)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_export(out_dir)
+
+
+def _write_json(path: str, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: str) -> None:
+    for name in os.listdir(path):
+        with open(os.path.join(path, name), "rb") as f:
+            os.fsync(f.fileno())
+
+
+def _replace_dir(tmp: str, out_dir: str) -> None:
+    """Moves the complete `tmp` into `out_dir`; an old export is removed only afterwards."""
+    old = None
+    if os.path.exists(out_dir):
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir))
+        os.rmdir(old)
+        os.rename(out_dir, old)
+    os.rename(tmp, out_dir)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_export(path: str, verify: bool = True) -> Export:
+    """Opens and checks an export directory.
+
+    Reads only the manifest, vocab.txt and checkpoint values (never graph.meta, never a
+    pickle). With `verify`, every file listed in the manifest is checked against its
+    sha256, and the checkpoint's variables against the manifest's names and shapes.
+
+    Raises:
+      ExportError: one line naming the file or variable and what to do.
+    """
+    from auxpretrain.text import Tokenizer
+    from auxpretrain.vocab import Vocabulary
+
+    if not os.path.isdir(path):
+        raise ExportError(f"{path}: no such export directory (expected the OUT/export folder "
+                          "written by `auxpretrain pretrain`)")
+    manifest_path = os.path.join(path, MANIFEST)
+    try:
+        with open(manifest_path, "r", encoding="utf-8") as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        raise ExportError(f"{path}: no {MANIFEST}; this is not an auxpretrain export") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ExportError(f"{manifest_path}: not valid JSON ({e}); the export is corrupted, re-export it") from None
+    if not isinstance(manifest, dict) or manifest.get("package") != "auxpretrain":
+        raise ExportError(f"{manifest_path}: not an auxpretrain manifest")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ExportError(f"{manifest_path}: format_version {version} is not supported "
+                          f"(this auxpretrain reads {FORMAT_VERSION}); upgrade or re-export")
+    try:
+        files = dict(manifest["files"])
+        config = ModelConfig.from_dict(manifest["model_config"], where=f"{manifest_path}: model_config")
+        tokenizer = Tokenizer.from_dict(manifest["tokenizer"])
+        layers = manifest["layers"]
+        vocab_info = manifest["vocab"]
+    except (KeyError, TypeError, ValueError, ConfigError) as e:
+        raise ExportError(f"{manifest_path}: incomplete or edited manifest ({e}); re-export it") from None
+    for name in files:
+        # manifest paths must stay inside the export
+        if os.path.basename(name) != name or name in ("", ".", ".."):
+            raise ExportError(f"{manifest_path}: file entry {name!r} points outside the export")
+    for required in (VOCAB, f"{CHECKPOINT_NAME}.index"):
+        if required not in files:
+            raise ExportError(f"{manifest_path}: lists no {required}; re-export it")
+    if verify:
+        for name, digest in files.items():
+            file_path = os.path.join(path, name)
+            if not os.path.isfile(file_path):
+                raise ExportError(f"{file_path}: missing from the export; re-export or re-download it")
+            if sha256_file(file_path) != digest:
+                raise ExportError(f"{file_path}: sha256 does not match the manifest (truncated, edited "
+                                  "or from another export); re-export or re-download it")
+    vocab = Vocabulary.load(os.path.join(path, VOCAB))
+    if len(vocab) != config.vocab_size or len(vocab) != vocab_info.get("size"):
+        raise ExportError(f"{os.path.join(path, VOCAB)}: {len(vocab)} tokens but the manifest says "
+                          f"{vocab_info.get('size')} (model vocab_size {config.vocab_size}); re-export it")
+    if vocab.sha256 != vocab_info.get("sha256"):
+        raise ExportError(f"{os.path.join(path, VOCAB)}: sha256 differs from the manifest's vocab entry; "
+                          "re-export or re-download it")
+    variables: Dict[str, Tuple[Tuple[int, ...], str]] = {}
+    for layer in layers:
+        for v in layer["variables"]:
+            variables[v["name"]] = (tuple(v["shape"]), v["dtype"])
+    prefix = os.path.join(path, manifest.get("checkpoint", CHECKPOINT_NAME))
+    if verify:
+        _check_checkpoint(prefix, variables, path)
+    return Export(path=path, manifest=manifest, config=config, vocab=vocab, tokenizer=tokenizer,
+                  checkpoint_prefix=prefix, variables=variables)
+
+
+def _check_checkpoint(prefix: str, variables, path: str) -> None:
+    import tensorflow as tf
+
+    try:
+        stored = dict(tf.compat.v1.train.list_variables(prefix))
+    except Exception as e:
+        raise ExportError(f"{path}: cannot read the checkpoint ({_first_line(e)}); re-export it") from None
+    for name, (shape, _) in variables.items():
+        if name not in stored:
+            raise ExportError(f"{path}: variable {name} is in the manifest but not in the checkpoint; re-export it")
+        if tuple(stored[name]) != tuple(shape):
+            raise ExportError(f"{path}: variable {name} has shape {tuple(stored[name])} in the checkpoint "
+                              f"but {tuple(shape)} in the manifest; re-export it")

@@ -1,0 +1,169 @@
+"""Pure graph builders (tf.compat.v1): the encoder whose layers transfer, and heads.
+
+Builders create variables in the current default graph with `variable_scope` +
+`get_variable`, add the encoder's variables to `TRANSFERABLE_VARIABLES`, and return
+namedtuples. They never open a Session, read argv or touch files.
+
+Scope names are part of the export format (`embedding/table`, `layer_i/kernel`,
+`layer_i/bias`, `head/...`); renaming them bumps `export.FORMAT_VERSION`.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Container, Optional
+
+import tensorflow as tf
+
+from auxpretrain.config import ModelConfig
+from auxpretrain.variables import TRANSFERABLE_VARIABLES
+
+tf1 = tf.compat.v1
+
+EncoderOutputs = collections.namedtuple(
+    "EncoderOutputs", ["embedded", "sequence", "pooled", "layers", "mask", "embedding_table"]
+)
+EncoderOutputs.__doc__ = """What `build_encoder` returns.
+
+embedded: float32 [batch, time, embedding_size], word vectors (zero at padding).
+sequence: float32 [batch, time, width], output of the top layer (zero at padding).
+pooled: float32 [batch, config.pooled_size], the sentence vector.
+layers: dict layer name -> float32 [batch, time, width] output of that layer, bottom first.
+mask: float32 [batch, time], 1.0 at real tokens, 0.0 at padding.
+embedding_table: the `embedding/table` variable, [vocab_size, embedding_size].
+"""
+
+_ACTIVATIONS = {"tanh": tf.tanh, "relu": tf.nn.relu}
+
+
+def _variable(name, shape, initializer, trainable, collections_extra=()):
+    var = tf1.get_variable(name, shape=shape, dtype=tf.float32, initializer=initializer,
+                           trainable=trainable)
+    for key in collections_extra:
+        if var not in tf1.get_collection(key):
+            tf1.add_to_collection(key, var)
+    return var
+
+
+def pool(sequence, mask, pooling: str):
+    """Pools float32 [batch, time, width] over valid positions -> [batch, pooled width].
+
+    Empty sentences (no valid position) pool to zeros rather than -inf or NaN.
+    """
+    mask3 = tf.expand_dims(mask, -1)
+    count = tf.reduce_sum(mask3, axis=1)  # [batch, 1]
+    mean = tf.reduce_sum(sequence * mask3, axis=1) / tf.maximum(count, 1.0)
+    if pooling == "mean":
+        return mean
+    very_negative = tf.constant(-1e9, dtype=sequence.dtype)
+    maxed = tf.reduce_max(tf.where(mask3 > 0, sequence, very_negative + 0 * sequence), axis=1)
+    maxed = tf.where(count > 0, maxed, tf.zeros_like(maxed))
+    if pooling == "max":
+        return maxed
+    return tf.concat([mean, maxed], axis=-1)
+
+
+def build_encoder(
+    input_ids,
+    config: ModelConfig,
+    frozen: Container[str] = (),
+    stop_gradient_at: Optional[str] = None,
+    dropout=None,
+    extra_collections=(TRANSFERABLE_VARIABLES,),
+    seed: Optional[int] = None,
+) -> EncoderOutputs:
+    """Builds embedding -> `config.num_layers` convolutions -> pooled sentence vector.
+
+    Args:
+      input_ids: int32 Tensor [batch_size, seq_length]; 0 is padding (PAD), ids < vocab_size.
+      config: the architecture.
+      frozen: layer names ("embedding", "layer_0", ...) whose variables are created with
+        `trainable=False` (seeds/000's first freezing mechanism).
+      stop_gradient_at: a layer name; no gradient flows below that layer's output
+        (seeds/001's `stop_gradient` freezing: that layer and all below it stay fixed).
+      dropout: optional float scalar Tensor, dropout rate applied to each layer's input
+        above the embedding (0.0 at evaluation).
+      extra_collections: collections for every encoder variable; by default the
+        transferable collection (seeds/000). The head is never in it.
+      seed: op-level seed for the initialisers (the graph seed also applies).
+
+    Returns:
+      EncoderOutputs.
+    """
+    names = config.layer_names()
+    if stop_gradient_at is not None and stop_gradient_at not in names:
+        raise ValueError(f"stop_gradient_at={stop_gradient_at!r}; choose from {names}")
+    activation = _ACTIVATIONS[config.activation]
+    mask = tf.cast(tf.not_equal(input_ids, 0), tf.float32)
+    mask3 = tf.expand_dims(mask, -1)
+    layers = {}
+
+    def _seed(i):
+        return None if seed is None else seed + i
+
+    with tf1.variable_scope("embedding"):
+        table = _variable(
+            "table", [config.vocab_size, config.embedding_size],
+            tf1.random_uniform_initializer(-0.05, 0.05, seed=_seed(0)),
+            trainable="embedding" not in frozen, collections_extra=extra_collections)
+    embedded = tf.nn.embedding_lookup(table, input_ids) * mask3
+    if stop_gradient_at == "embedding":
+        embedded = tf.stop_gradient(embedded)
+    layers["embedding"] = embedded
+    x = embedded
+    width = config.embedding_size
+    for i in range(config.num_layers):
+        name = f"layer_{i}"
+        with tf1.variable_scope(name):
+            kernel = _variable(
+                "kernel", [config.kernel_width, width, config.hidden_size],
+                tf1.glorot_uniform_initializer(seed=_seed(i + 1)),
+                trainable=name not in frozen, collections_extra=extra_collections)
+            bias = _variable("bias", [config.hidden_size], tf1.zeros_initializer(),
+                             trainable=name not in frozen, collections_extra=extra_collections)
+            inputs = x if dropout is None else tf.nn.dropout(x, rate=dropout, seed=_seed(100 + i))
+            x = activation(tf.nn.conv1d(inputs, kernel, stride=1, padding="SAME") + bias) * mask3
+        if stop_gradient_at == name:
+            x = tf.stop_gradient(x)
+        layers[name] = x
+        width = config.hidden_size
+    pooled = pool(x, mask, config.pooling)
+    return EncoderOutputs(embedded=embedded, sequence=x, pooled=pooled, layers=layers,
+                          mask=mask, embedding_table=table)
+
+
+def dense(inputs, units: int, name: str, seed: Optional[int] = None, trainable: bool = True):
+    """Fully connected layer: float32 [batch, in] -> [batch, units], variables name/kernel, name/bias."""
+    with tf1.variable_scope(name):
+        kernel = tf1.get_variable("kernel", [inputs.shape[-1], units], tf.float32,
+                                  tf1.glorot_uniform_initializer(seed=seed), trainable=trainable)
+        bias = tf1.get_variable("bias", [units], tf.float32, tf1.zeros_initializer(),
+                                trainable=trainable)
+        return tf.matmul(inputs, kernel) + bias
+
+
+def build_classifier(pooled, num_classes: int, dropout=None, scope: str = "head",
+                     seed: Optional[int] = None):
+    """Head on the pooled sentence vector.
+
+    Args:
+      pooled: float32 [batch_size, width].
+      num_classes: 1 for a single logit (sigmoid), >= 2 for softmax logits.
+      dropout: optional float scalar Tensor, dropout rate on `pooled`.
+
+    Returns:
+      float32 logits [batch_size] when num_classes == 1, else [batch_size, num_classes].
+    """
+    x = pooled if dropout is None else tf.nn.dropout(pooled, rate=dropout, seed=seed)
+    logits = dense(x, num_classes, scope, seed=seed)
+    return logits[:, 0] if num_classes == 1 else logits
+
+
+def build_token_head(sequence, scope: str = "token_head", seed: Optional[int] = None):
+    """Per-position logit: float32 [batch, time, width] -> [batch, time] (replaced-token detection)."""
+    with tf1.variable_scope(scope):
+        kernel = tf1.get_variable("kernel", [sequence.shape[-1], 1], tf.float32,
+                                  tf1.glorot_uniform_initializer(seed=seed))
+        bias = tf1.get_variable("bias", [1], tf.float32, tf1.zeros_initializer())
+    return tf.tensordot(sequence, kernel, axes=[[2], [0]])[:, :, 0] + bias[0]
+

@@ -1,0 +1,671 @@
+"""`auxpretrain pretrain`: corpus -> vocabulary -> good/bad batches -> TF1 training loop ->
+checkpoints, TensorBoard logs, held-out metrics -> the export.
+
+Layout of OUT/:
+  run.json             the run's configuration (a rerun with another config is refused)
+  vocab.txt, counts.txt the vocabulary and its corpus counts (fixed for the run)
+  checkpoints/         Saver checkpoints (model, Adam slots, global step); rerun resumes
+  logs/                TensorBoard event files
+  export/              the transferable collection (see export.py), written at the end
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from auxpretrain.config import CorruptionConfig, ModelConfig, PretrainConfig
+from auxpretrain.errors import ConfigError, InputError
+
+RESUMABLE_KEYS = {"epochs", "max_steps", "eval_every", "checkpoint_every", "checkpoint_minutes",
+                  "keep_checkpoints", "patience"}
+
+
+# ---------------------------------------------------------------- encoded corpus
+
+@dataclasses.dataclass
+class EncodedSentences:
+    """Sentences as one flat int32 id array plus offsets (4 bytes a token)."""
+
+    ids: np.ndarray  # int32 [total tokens]
+    offsets: np.ndarray  # int64 [n + 1]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def subset(self, index: np.ndarray) -> "EncodedSentences":
+        lengths = self.lengths[index]
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        ids = np.concatenate([self.ids[self.offsets[i]:self.offsets[i + 1]] for i in index]) \
+            if len(index) else np.zeros(0, np.int32)
+        return EncodedSentences(ids.astype(np.int32), offsets)
+
+    def batch(self, index: np.ndarray, max_length: int):
+        """-> ids int32 [len(index), T] 0-padded (T = longest, capped), lengths int32."""
+        lengths = np.minimum(self.lengths[index], max_length).astype(np.int32)
+        width = max(int(lengths.max()) if len(index) else 1, 1)
+        out = np.zeros((len(index), width), dtype=np.int32)
+        pos = np.arange(width)
+        mask = pos[None, :] < lengths[:, None]
+        starts = self.offsets[index]
+        out[mask] = self.ids[(starts[:, None] + pos[None, :])[mask]]
+        return out, lengths
+
+
+@dataclasses.dataclass
+class PreparedCorpus:
+    vocab: Any
+    tokenizer: Any
+    train: EncodedSentences
+    heldout: EncodedSentences
+    stats: Dict[str, Any]
+
+
+def prepare_corpus(specs: Sequence[str], tokenizer, min_count: int, max_vocab: Optional[int],
+                   heldout_fraction: float, min_heldout: int, seed: int, text_column=None,
+                   vocab=None, log: Callable[[str], None] = print) -> PreparedCorpus:
+    """Two streaming passes: count words (unless `vocab` is given), then encode."""
+    from auxpretrain.corpus import CorpusStats, iter_sentences, iter_texts
+    from auxpretrain.text import SentenceSplitter
+    from auxpretrain.vocab import Vocabulary
+
+    t0 = time.time()
+    splitter = SentenceSplitter.from_sample(iter_texts(list(specs), text_column=text_column))
+
+    def sentences(stats=None):
+        return iter_sentences(list(specs), tokenizer, splitter, text_column=text_column, stats=stats)
+
+    if vocab is None:
+        vocab = Vocabulary.build(sentences(), min_count=min_count, max_size=max_vocab)
+    if len(vocab) <= 2:
+        raise InputError(f"{specs[0]}: the vocabulary is empty after --min-count {min_count}; "
+                         "use more text or a lower --min-count")
+    stats = CorpusStats()
+    chunks: List[np.ndarray] = []
+    lengths: List[int] = []
+    for tokens in sentences(stats):
+        if not tokens:
+            continue
+        ids = np.fromiter((vocab.id_of(t) for t in tokens), dtype=np.int32, count=len(tokens))
+        chunks.append(ids)
+        lengths.append(len(ids))
+    if not lengths:
+        raise InputError(f"{specs[0]}: no sentences found in the corpus")
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    everything = EncodedSentences(np.concatenate(chunks), offsets)
+    del chunks
+    n = len(everything)
+    n_heldout = int(round(n * heldout_fraction))
+    if n_heldout < min_heldout or n - n_heldout < min_heldout:
+        raise InputError(
+            f"{specs[0]}: the corpus has {n} sentences, too few to hold out {min_heldout} for "
+            f"evaluation at --heldout-fraction {heldout_fraction}; use more text "
+            f"(at least {math.ceil(min_heldout / heldout_fraction)} sentences)")
+    order = np.random.default_rng([seed, 7]).permutation(n)
+    heldout = everything.subset(np.sort(order[:n_heldout]))
+    train = everything.subset(np.sort(order[n_heldout:]))
+    unk = float(np.mean(everything.ids == 1))
+    corpus_stats = dict(_stats_dict(stats), sentences=n, train_sentences=len(train),
+                        heldout_sentences=len(heldout), tokens=int(everything.ids.size),
+                        unk_rate=round(unk, 4), vocab_size=len(vocab),
+                        seconds=round(time.time() - t0, 1))
+    log(f"corpus: {n} sentences, {everything.ids.size} tokens, vocabulary {len(vocab)} "
+        f"(min count {min_count}), unknown-word rate {unk:.1%}, {n_heldout} held out "
+        f"({corpus_stats['seconds']} s)")
+    return PreparedCorpus(vocab, tokenizer, train, heldout, corpus_stats)
+
+
+def _stats_dict(stats) -> Dict[str, Any]:
+    if dataclasses.is_dataclass(stats):
+        return {k: v for k, v in dataclasses.asdict(stats).items()
+                if isinstance(v, (int, float, str))}
+    return {k: v for k, v in vars(stats).items() if isinstance(v, (int, float, str))}
+
+
+# ---------------------------------------------------------------- batches
+
+class BatchMaker:
+    """Builds pretraining batches: good sentences, their fresh corruptions, context pairs.
+
+    Batch b of epoch e is a pure function of (seed, e, b), so a resumed run sees exactly
+    the batches the interrupted one would have, with no replay.
+    """
+
+    def __init__(self, data: EncodedSentences, vocab, model_config: ModelConfig,
+                 config: PretrainConfig, corruption: CorruptionConfig):
+        from auxpretrain.corruption import Corruptor, UnigramSampler
+
+        self.data = data
+        self.model_config = model_config
+        self.config = config
+        counts = np.asarray(vocab.counts, dtype=np.float64)
+        self.corruptor = Corruptor(vocab.counts, corruption)
+        self.sampler = UnigramSampler(vocab.counts, 0.75)
+        freq = counts / max(counts.sum(), 1.0)
+        t = config.subsample
+        with np.errstate(divide="ignore", invalid="ignore"):
+            keep = np.where(freq > 0, (np.sqrt(freq / t) + 1.0) * t / freq, 0.0) if t > 0 \
+                else np.ones_like(freq)
+        keep[:2] = 0.0  # PAD and UNK never enter context pairs
+        self.keep_prob = np.minimum(keep, 1.0)
+        self.want_context = "context" in config.objectives
+        self.batches_per_epoch = max(1, len(data) // config.batch_size)
+
+    def epoch_order(self, epoch: int) -> List[np.ndarray]:
+        """Sentence indices of each batch of `epoch`, length-bucketed then shuffled."""
+        rng = np.random.default_rng([self.config.seed, epoch, 1])
+        perm = rng.permutation(len(self.data))
+        b = self.config.batch_size
+        chunk = b * 50
+        lengths = self.data.lengths
+        batches = []
+        for start in range(0, len(perm) - b + 1, chunk):
+            part = perm[start:start + chunk]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches.extend(part[i:i + b] for i in range(0, len(part) - b + 1, b))
+        order = rng.permutation(len(batches))
+        return [batches[i] for i in order]
+
+    def make(self, index: np.ndarray, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+        ids, lengths = self.data.batch(index, self.model_config.max_length)
+        corrupted = self.corruptor.corrupt(ids, lengths, rng)
+        ok = corrupted.ok
+        batch = {"good": ids[ok], "bad": corrupted.bad[ok], "changed": corrupted.changed[ok]}
+        if self.want_context:
+            center, context, negatives = self.context_pairs(ids, rng)
+        else:
+            center = context = np.zeros(0, np.int32)
+            negatives = np.zeros((0, self.config.negatives), np.int32)
+        batch.update(center=center, context=context, negatives=negatives)
+        return batch
+
+    def context_pairs(self, ids: np.ndarray, rng: np.random.Generator):
+        """word2vec skip-gram pairs within a random window, frequent words subsampled."""
+        keep = rng.random(ids.shape) < self.keep_prob[ids]
+        reach = rng.integers(1, self.config.window + 1, size=ids.shape)
+        centers, contexts = [], []
+        for d in range(1, min(self.config.window, ids.shape[1] - 1) + 1):
+            both = keep[:, :-d] & keep[:, d:]
+            fwd = both & (reach[:, :-d] >= d)
+            bwd = both & (reach[:, d:] >= d)
+            centers += [ids[:, :-d][fwd], ids[:, d:][bwd]]
+            contexts += [ids[:, d:][fwd], ids[:, :-d][bwd]]
+        center = np.concatenate(centers) if centers else np.zeros(0, np.int32)
+        context = np.concatenate(contexts) if contexts else np.zeros(0, np.int32)
+        negatives = self.sampler.sample(center.size * self.config.negatives, rng)
+        return (center.astype(np.int32), context.astype(np.int32),
+                np.asarray(negatives, np.int32).reshape(center.size, self.config.negatives))
+
+    def stream(self, start_step: int, total_steps: int) -> Iterator[tuple]:
+        """Batches for global steps start_step .. total_steps-1, as tuples in INPUT_SPECS order."""
+        from auxpretrain.objectives import INPUT_SPECS
+
+        step = start_step
+        while step < total_steps:
+            epoch, offset = divmod(step, self.batches_per_epoch)
+            order = self.epoch_order(epoch)
+            for b in range(offset, len(order)):
+                if step >= total_steps:
+                    return
+                rng = np.random.default_rng([self.config.seed, epoch, b, 2])
+                batch = self.make(order[b], rng)
+                yield tuple(batch[name] for name in INPUT_SPECS)
+                step += 1
+            if offset >= len(order):  # defensive: never loop forever on an empty epoch
+                step += 1
+
+
+# ---------------------------------------------------------------- probe and statistics
+
+def frequency_features(ids: np.ndarray, log_counts: np.ndarray) -> np.ndarray:
+    """[n, 2]: mean and min log-count of each sentence's words (PAD excluded)."""
+    mask = ids > 0
+    lc = log_counts[ids]
+    mean = np.where(mask, lc, 0.0).sum(1) / np.maximum(mask.sum(1), 1)
+    low = np.where(mask, lc, np.inf).min(1)
+    low[~np.isfinite(low)] = 0.0
+    return np.stack([mean, low], axis=1)
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int = 300):
+    mu, sd = x.mean(0), x.std(0) + 1e-8
+    z = (x - mu) / sd
+    w = np.zeros(z.shape[1])
+    b = 0.0
+    for _ in range(steps):  # Newton would be overkill: 2 features, convex, gradient descent
+        p = 1.0 / (1.0 + np.exp(-(z @ w + b)))
+        w -= 0.5 * (z.T @ (p - y)) / len(y)
+        b -= 0.5 * float(np.mean(p - y))
+    return lambda q: ((q - mu) / sd) @ w + b
+
+
+def frequency_probe(train_good, train_bad, held_good, held_bad, counts) -> Dict[str, float]:
+    """A linear model on word-frequency features: if it nearly matches the encoder, the
+    corruption is too easy (rare replacement words give the bad sentence away)."""
+    log_counts = np.log1p(np.asarray(counts, dtype=np.float64))
+    x = np.concatenate([frequency_features(train_good, log_counts), frequency_features(train_bad, log_counts)])
+    y = np.concatenate([np.ones(len(train_good)), np.zeros(len(train_bad))])
+    score = _fit_logistic(x, y)
+    sg = score(frequency_features(held_good, log_counts))
+    sb = score(frequency_features(held_bad, log_counts))
+    return {"single_accuracy": round(float((np.mean(sg > 0) + np.mean(sb <= 0)) / 2), 4),
+            "pairwise_accuracy": round(float(np.mean(sg > sb) + 0.5 * np.mean(sg == sb)), 4)}
+
+
+def activation_stats(pooled: np.ndarray, activation: str) -> Dict[str, float]:
+    """Health of the pooled features on held-out good sentences."""
+    magnitude = np.abs(pooled)
+    never = np.all(magnitude < 1e-6, axis=0)
+    return {
+        "saturated_fraction": round(float(np.mean(magnitude > 0.95)), 4) if activation == "tanh" else 0.0,
+        "zero_fraction": round(float(np.mean(magnitude < 1e-6)), 4),
+        "dead_units": int(never.sum()),
+        "units": int(pooled.shape[1]),
+        "mean_abs": round(float(magnitude.mean()), 4),
+        "std_across_sentences": round(float(pooled.std(0).mean()), 4),
+    }
+
+
+# ---------------------------------------------------------------- run directory
+
+def _write_json_atomic(path: str, data: Any) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> List[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        if key in RESUMABLE_KEYS:
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key not in ("objectives", "ops"):
+            keys += _config_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key} ({a!r} -> {b!r})")
+    return keys
+
+
+# ---------------------------------------------------------------- the loop
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """fp32 matmul peak of this machine, measured in a TF session (DATA.md's method)."""
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        a = tf1.get_variable("a", [size, size], initializer=tf1.random_normal_initializer(seed=1))
+        b = tf1.get_variable("b", [size, size], initializer=tf1.random_normal_initializer(seed=2))
+        product = tf.reduce_sum(tf.matmul(a, b))
+        with tf1.Session(graph=graph) as sess:
+            sess.run(tf1.global_variables_initializer())
+            sess.run(product)
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                sess.run(product)
+                best = min(best, time.perf_counter() - t0)
+    return 2.0 * size ** 3 / best / 1e9
+
+
+def profile_step_flops(model_config: ModelConfig, config: PretrainConfig, batch: int, length: int,
+                       pairs: int) -> Dict[str, float]:
+    """Float ops of one training step (forward + backward), counted by TF's profiler on a
+    graph with static shapes of a typical batch."""
+    import tensorflow as tf
+
+    from auxpretrain.objectives import INPUT_SPECS, build_pretrain_model
+
+    tf1 = tf.compat.v1
+    shapes = {"good": [batch, length], "bad": [batch, length], "changed": [batch, length],
+              "center": [pairs], "context": [pairs], "negatives": [pairs, config.negatives]}
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = {name: tf1.placeholder(dtype, shapes[name], name=name)
+                  for name, (dtype, _) in INPUT_SPECS.items()}
+        model = build_pretrain_model(inputs, model_config, config.objectives,
+                                     config.embedding_from_context_only)
+        forward_ops = {op.name for op in graph.get_operations()}
+        grads = tf.gradients(model.loss, tf1.trainable_variables())
+        del grads
+        opts = tf1.profiler.ProfileOptionBuilder.float_operation()
+        opts["output"] = "none"
+        total = tf1.profiler.profile(graph, options=opts).total_float_ops
+        fwd_opts = dict(opts)
+        fwd_opts["hide_name_regexes"] = [".*gradients.*"]
+        forward = tf1.profiler.profile(graph, options=fwd_opts).total_float_ops
+    del forward_ops
+    return {"step_flops": float(total), "forward_flops": float(forward)}
+
+
+def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, Any],
+             config: PretrainConfig, corruption: CorruptionConfig, *, text_column: Optional[str] = None,
+             lowercase: bool = True, min_count: int = 2, max_vocab: Optional[int] = 50000,
+             init_embeddings: Optional[str] = None, progress: bool = True,
+             log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Pretrains on `corpus` and writes OUT/export; resumes an interrupted run in `out_dir`.
+
+    Returns a summary dict (steps, metrics, throughput, export path).
+    """
+    import tensorflow as tf
+
+    from auxpretrain import export as export_lib
+    from auxpretrain.objectives import INPUT_SPECS, build_pretrain_model
+    from auxpretrain.text import Tokenizer
+    from auxpretrain.variables import TRANSFERABLE_VARIABLES, strip_suffix
+    from auxpretrain.vocab import Vocabulary
+
+    tf1 = tf.compat.v1
+    os.makedirs(out_dir, exist_ok=True)
+    run_file = os.path.join(out_dir, "run.json")
+    tokenizer = Tokenizer(lowercase=lowercase)
+    run_spec = {
+        "corpus": list(corpus), "text_column": text_column, "tokenizer": tokenizer.to_dict(),
+        "min_count": min_count, "max_vocab": max_vocab, "init_embeddings": init_embeddings,
+        "model": dict(model_overrides), "pretrain": config.to_dict(), "corruption": corruption.to_dict(),
+    }
+    vocab_path, counts_path = os.path.join(out_dir, "vocab.txt"), os.path.join(out_dir, "counts.txt")
+    ckpt_dir = os.path.join(out_dir, "checkpoints")
+    resuming = os.path.exists(run_file)
+    vocab = None
+    if resuming:
+        with open(run_file, "r", encoding="utf-8") as f:
+            old = json.load(f)
+        diff = _config_diff(old, run_spec)
+        if diff:
+            raise ConfigError(f"{out_dir} holds a run with another configuration ({'; '.join(diff)}); "
+                              "use a new --out or the same settings to resume")
+        if os.path.exists(vocab_path) and os.path.exists(counts_path):
+            vocab = Vocabulary.load(vocab_path, counts_path)
+    data = prepare_corpus(corpus, tokenizer, min_count, max_vocab, config.heldout_fraction,
+                          config.min_heldout, config.seed, text_column=text_column, vocab=vocab, log=log)
+    vocab = data.vocab
+    if not resuming or not os.path.exists(vocab_path):
+        vocab.save(vocab_path)
+        vocab.save_counts(counts_path)
+        _write_json_atomic(run_file, run_spec)
+    model_config = ModelConfig.from_dict(dict(model_overrides, vocab_size=len(vocab)), where="model config")
+    maker = BatchMaker(data.train, vocab, model_config, config, corruption)
+    total_steps = config.max_steps or int(math.ceil(config.epochs * maker.batches_per_epoch))
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(config.seed)
+        global_step = tf1.train.get_or_create_global_step()
+        dataset = tf.data.Dataset.from_generator(
+            lambda start: maker.stream(int(start), total_steps),
+            output_signature=tuple(tf.TensorSpec(shape, dtype) for dtype, shape in INPUT_SPECS.values()),
+            args=(tf1.placeholder_with_default(tf.constant(0, tf.int64), [], name="start_step"),))
+        dataset = dataset.prefetch(4)
+        iterator = tf1.data.make_initializable_iterator(dataset)
+        start_placeholder = graph.get_tensor_by_name("start_step:0")
+        next_batch = iterator.get_next()
+        # placeholder_with_default lets evaluation feed held-out batches through the same graph
+        inputs = {name: tf1.placeholder_with_default(t, spec[1], name=f"feed_{name}")
+                  for (name, spec), t in zip(INPUT_SPECS.items(), next_batch)}
+        model = build_pretrain_model(inputs, model_config, config.objectives,
+                                     config.embedding_from_context_only, seed=config.seed)
+        step_f = tf.cast(global_step, tf.float32)
+        warm = float(max(config.warmup_steps, 1))
+        lr = config.learning_rate * tf.minimum(
+            (step_f + 1.0) / warm,
+            tf.maximum(0.0, (total_steps - step_f) / max(total_steps - warm, 1.0)))
+        optimizer = tf1.train.AdamOptimizer(lr)
+        variables = tf1.trainable_variables()
+        grads = tf.gradients(model.loss, variables)
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        clipped, grad_norm = tf.clip_by_global_norm([g for g, _ in pairs], config.clip_norm)
+        train_op = optimizer.apply_gradients(list(zip(clipped, [v for _, v in pairs])),
+                                             global_step=global_step)
+        summaries = [tf1.summary.scalar("loss/total", model.loss), tf1.summary.scalar("learning_rate", lr),
+                     tf1.summary.scalar("grad_norm", grad_norm)]
+        summaries += [tf1.summary.scalar(f"loss/{k}", v) for k, v in model.losses.items()]
+        summary_op = tf1.summary.merge(summaries)
+        saver = tf1.train.Saver(max_to_keep=config.keep_checkpoints)
+        transferable = tf1.get_collection(TRANSFERABLE_VARIABLES)
+        init = tf1.global_variables_initializer()
+    graph.finalize()
+
+    heldout_batches = _heldout_batches(data.heldout, vocab, model_config, config, corruption)
+    session_config = tf1.ConfigProto(intra_op_parallelism_threads=0, inter_op_parallelism_threads=0)
+    summary: Dict[str, Any] = {}
+    with tf1.Session(graph=graph, config=session_config) as sess:
+        latest = tf1.train.latest_checkpoint(ckpt_dir)
+        if latest:
+            saver.restore(sess, latest)
+            start = int(sess.run(global_step))
+            log(f"resumed from step {start} ({os.path.relpath(latest, out_dir)})")
+        else:
+            sess.run(init)
+            start = 0
+            if init_embeddings:
+                from auxpretrain.embeddings import load_word_vectors
+
+                table = model.encoder.embedding_table
+                rows, found = load_word_vectors(init_embeddings, vocab, model_config.embedding_size,
+                                                sess.run(table))
+                table.load(rows, sess)
+                log(f"init embeddings: {found} of {len(vocab)} vocabulary words found in {init_embeddings}")
+        sess.run(iterator.initializer, {start_placeholder: start})
+        writer = tf1.summary.FileWriter(os.path.join(out_dir, "logs"), graph if start == 0 else None)
+        log(f"pretraining: {total_steps} steps of {config.batch_size} sentence pairs, objectives "
+            + ", ".join(f"{k}={v:g}" for k, v in config.objectives.items())
+            + f"; {maker.batches_per_epoch} steps per epoch")
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total_steps, initial=start, unit="step", file=sys.stderr,
+                       dynamic_ncols=True, mininterval=1.0, disable=not sys.stderr.isatty())
+        tokens = pairs_seen = 0
+        train_seconds = 0.0
+        last_ckpt_time = time.time()
+        best, stale, step = None, 0, start
+        history = []
+        fetches = {"train": train_op, "loss": model.loss, "good": inputs["good"], "center": inputs["center"]}
+        while step < total_steps:
+            t0 = time.perf_counter()
+            try:
+                want_summary = (step + 1) % 50 == 0
+                out = sess.run(dict(fetches, summary=summary_op) if want_summary else fetches)
+            except tf.errors.OutOfRangeError:
+                break
+            train_seconds += time.perf_counter() - t0
+            step += 1
+            tokens += int(np.count_nonzero(out["good"])) * 2
+            pairs_seen += int(out["center"].size)
+            if want_summary:
+                writer.add_summary(out["summary"], step)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{out['loss']:.3f}", tok_s=f"{tokens / max(train_seconds, 1e-9):,.0f}")
+            if step % config.eval_every == 0 or step == total_steps:
+                metrics = evaluate(sess, model, inputs, heldout_batches)
+                history.append(dict(step=step, **metrics))
+                _write_scalars(writer, step, metrics)
+                log(f"step {step}/{total_steps}: loss {out['loss']:.4f}, held-out "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+                    + f", {tokens / max(train_seconds, 1e-9):,.0f} tokens/s")
+                key = metrics.get("pairwise_accuracy", -metrics.get("context_loss", 0.0))
+                if best is None or key > best:
+                    best, stale = key, 0
+                else:
+                    stale += 1
+                if config.patience and stale >= config.patience:
+                    log(f"early stop at step {step}: no held-out improvement in {stale} evaluations")
+                    saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+                    break
+            if step % config.checkpoint_every == 0 or \
+                    time.time() - last_ckpt_time > 60 * config.checkpoint_minutes:
+                saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+                last_ckpt_time = time.time()
+        if bar is not None:
+            bar.close()
+        if not history or history[-1]["step"] != step:
+            metrics = evaluate(sess, model, inputs, heldout_batches)
+            history.append(dict(step=step, **metrics))
+        saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+        writer.close()
+        final = history[-1]
+        values = {strip_suffix(v.name): value for v, value in zip(transferable, sess.run(transferable))}
+        pooled = _pooled_on(sess, model, inputs, heldout_batches)
+    act = activation_stats(pooled, model_config.activation)
+    probe = frequency_probe(*_probe_sets(maker, heldout_batches), vocab.counts)
+    throughput = tokens / max(train_seconds, 1e-9) if tokens else None
+    steps_run = max(step - start, 1)
+    perf = _performance(model_config, config, data.train, throughput, pairs_seen / steps_run, log) \
+        if throughput else {}
+    summary = {
+        "steps": step, "total_steps": total_steps, "resumed_from": start,
+        "heldout": {k: v for k, v in final.items() if k != "step"}, "history": history,
+        "frequency_probe": probe, "pooled_features": act,
+        "train_seconds_this_session": round(train_seconds, 1),
+        "tokens_per_second": round(throughput, 1) if throughput else None, **perf,
+    }
+    extra = {
+        "corpus": dict(data.stats, files=list(corpus)),
+        "corruption": corruption.to_dict(), "pretrain": config.to_dict(),
+        "metrics": summary,
+    }
+    exported = export_lib.write_export(os.path.join(out_dir, "export"), values, model_config, vocab,
+                                       tokenizer, extra)
+    summary["export"] = exported.path
+    log(f"held-out: {_fmt(final)}; frequency-only probe: single {probe['single_accuracy']:.3f}, "
+        f"pairwise {probe['pairwise_accuracy']:.3f}")
+    log(f"pooled features: {act['saturated_fraction']:.1%} saturated, {act['zero_fraction']:.1%} zero, "
+        f"{act['dead_units']} of {act['units']} units dead")
+    log(f"export written to {os.path.join(out_dir, 'export')}")
+    return summary
+
+
+def _fmt(metrics: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "step")
+
+
+def _write_scalars(writer, step: int, metrics: Mapping[str, float]) -> None:
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    values = [tf1.Summary.Value(tag=f"heldout/{k}", simple_value=float(v)) for k, v in metrics.items()]
+    writer.add_summary(tf1.Summary(value=values), step)
+    writer.flush()
+
+
+def _heldout_batches(heldout: EncodedSentences, vocab, model_config, config, corruption,
+                     batch_size: int = 256) -> List[Dict[str, np.ndarray]]:
+    """Fixed held-out batches (one corruption draw, seeded) so every evaluation is comparable."""
+    maker = BatchMaker(heldout, vocab, model_config, config, corruption)
+    order = np.argsort(heldout.lengths, kind="stable")
+    out = []
+    for i, start in enumerate(range(0, len(order), batch_size)):
+        rng = np.random.default_rng([config.seed, 99991, i])
+        out.append(maker.make(order[start:start + batch_size], rng))
+    return out
+
+
+def evaluate(sess, model, inputs, batches) -> Dict[str, float]:
+    """Held-out metrics: sentence accuracy, pairwise accuracy, per-objective losses."""
+    good_scores, bad_scores, losses = [], [], {k: [] for k in model.losses}
+    token_hits = []
+    for batch in batches:
+        feed = {inputs[k]: v for k, v in batch.items()}
+        fetch = {"losses": model.losses}
+        if model.sentence_logits is not None:
+            fetch["logits"] = model.sentence_logits
+        if model.token_logits is not None:
+            fetch["tokens"] = model.token_logits
+        out = sess.run(fetch, feed)
+        for k, v in out["losses"].items():
+            losses[k].append(v)
+        n = len(batch["good"])
+        if "logits" in out:
+            good_scores.append(out["logits"][:n])
+            bad_scores.append(out["logits"][n:])
+        if "tokens" in out:
+            bad_tokens = out["tokens"][n:]
+            changed = batch["changed"]
+            valid = batch["bad"] > 0
+            # a replaced position scored below every original position of its sentence
+            for row in range(n):
+                if changed[row].any():
+                    pos, neg = bad_tokens[row][changed[row]], bad_tokens[row][valid[row] & ~changed[row]]
+                    if neg.size:
+                        token_hits.append(float(np.mean(pos.min() > neg)))
+    metrics: Dict[str, float] = {}
+    if good_scores:
+        g, b = np.concatenate(good_scores), np.concatenate(bad_scores)
+        metrics["accuracy"] = float((np.mean(g > 0) + np.mean(b <= 0)) / 2)
+        metrics["pairwise_accuracy"] = float(np.mean(g > b))
+        metrics["good_recall"] = float(np.mean(g > 0))
+    if token_hits:
+        metrics["token_top1"] = float(np.mean(token_hits))
+    for k, v in losses.items():
+        metrics[f"{k}_loss"] = float(np.mean(v))
+    return {k: round(v, 4) for k, v in metrics.items()}
+
+
+def _pooled_on(sess, model, inputs, batches) -> np.ndarray:
+    pooled = []
+    for batch in batches:
+        feed = {inputs[k]: v for k, v in batch.items()}
+        n = len(batch["good"])
+        pooled.append(sess.run(model.encoder.pooled, feed)[:n])
+    return np.concatenate(pooled)
+
+
+def _probe_sets(maker: BatchMaker, heldout_batches):
+    rng = np.random.default_rng([maker.config.seed, 4242])
+    n = min(len(maker.data), 20000)
+    index = rng.choice(len(maker.data), size=n, replace=False)
+    ids, lengths = maker.data.batch(index, maker.model_config.max_length)
+    corrupted = maker.corruptor.corrupt(ids, lengths, rng)
+    width = max(max(b["good"].shape[1] for b in heldout_batches), ids.shape[1])
+
+    def pad(a):
+        return np.pad(a, ((0, 0), (0, width - a.shape[1])))
+
+    held_good = np.concatenate([pad(b["good"]) for b in heldout_batches])
+    held_bad = np.concatenate([pad(b["bad"]) for b in heldout_batches])
+    return pad(ids[corrupted.ok]), pad(corrupted.bad[corrupted.ok]), held_good, held_bad
+
+
+def _performance(model_config, config, train: EncodedSentences, tokens_per_second: float,
+                 mean_pairs: float, log):
+    """Model FLOP/s from TF's profiler at the mean batch shape, over the measured peak."""
+    try:
+        mean_len = float(np.minimum(train.lengths, model_config.max_length).mean())
+        # batches are length-bucketed: padded width ~ mean length
+        length = max(int(round(mean_len)), 1)
+        pairs = int(round(mean_pairs))  # context pairs per step, as measured in the run
+        flops = profile_step_flops(model_config, config, config.batch_size, length, pairs)
+        peak = matmul_peak_gflops()
+        tokens_per_step = 2 * config.batch_size * mean_len
+        model_gflops = flops["step_flops"] * tokens_per_second / tokens_per_step / 1e9
+        mfu = model_gflops / peak
+        log(f"speed: {tokens_per_second:,.0f} tokens/s, model {model_gflops:.1f} GFLOP/s "
+            f"(TF profiler, forward+backward), matmul peak {peak:.0f} GFLOP/s, utilisation {mfu:.1%}")
+        return {"step_flops": flops["step_flops"], "forward_flops": flops["forward_flops"],
+                "model_gflops": round(model_gflops, 2), "peak_gflops": round(peak, 1),
+                "mfu": round(mfu, 4)}
+    except Exception as e:  # measuring must never lose a finished run
+        log(f"speed: could not profile FLOPs ({type(e).__name__}: {e})")
+        return {}
