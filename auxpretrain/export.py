@@ -151,13 +151,15 @@ def write_export(out_dir: str, values: Mapping[str, np.ndarray], config: ModelCo
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
     try:
         with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
-            for name, var in variables.items():
-                var.load(np.asarray(values[name], dtype=np.float32), sess)
+            sess.run([v.initializer for v in variables.values()],
+                     {v.initializer.inputs[1]: np.asarray(values[n], np.float32)
+                      for n, v in variables.items()})
             saver.save(sess, os.path.join(tmp, CHECKPOINT_NAME), write_meta_graph=False,
                        write_state=False)
             tf.compat.v1.train.export_meta_graph(
                 filename=os.path.join(tmp, GRAPH_META), graph=graph, saver_def=saver.as_saver_def(),
-                collection_list=[TRANSFERABLE_VARIABLES], clear_devices=True)
+                collection_list=[TRANSFERABLE_VARIABLES, tf.compat.v1.GraphKeys.GLOBAL_VARIABLES,
+                                 tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES], clear_devices=True)
         vocab.save(os.path.join(tmp, VOCAB))
         from auxpretrain import __version__
 
@@ -279,11 +281,27 @@ def load_export(path: str, verify: bool = True) -> Export:
     for layer in layers:
         for v in layer["variables"]:
             variables[v["name"]] = (tuple(v["shape"]), v["dtype"])
+    expected = expected_variables(config)
+    if {n: tuple(s) for n, (s, _) in variables.items()} != expected:
+        wrong = sorted(set(expected.items()) ^ {(n, tuple(s)) for n, (s, _) in variables.items()})
+        raise ExportError(f"{manifest_path}: the layers' variables do not match model_config "
+                          f"(first difference: {wrong[0][0]} {wrong[0][1]}); the manifest was edited, re-export it")
     prefix = os.path.join(path, manifest.get("checkpoint", CHECKPOINT_NAME))
     if verify:
         _check_checkpoint(prefix, variables, path)
     return Export(path=path, manifest=manifest, config=config, vocab=vocab, tokenizer=tokenizer,
                   checkpoint_prefix=prefix, variables=variables)
+
+
+def expected_variables(config: ModelConfig) -> Dict[str, Tuple[int, ...]]:
+    """The encoder's variable names and shapes that `config` implies (build_encoder's scopes)."""
+    out = {"embedding/table": (config.vocab_size, config.embedding_size)}
+    width = config.embedding_size
+    for i in range(config.num_layers):
+        out[f"layer_{i}/kernel"] = (config.kernel_width, width, config.hidden_size)
+        out[f"layer_{i}/bias"] = (config.hidden_size,)
+        width = config.hidden_size
+    return out
 
 
 def _check_checkpoint(prefix: str, variables, path: str) -> None:

@@ -20,6 +20,27 @@ from auxpretrain.variables import TRANSFERABLE_VARIABLES
 
 tf1 = tf.compat.v1
 
+
+def _register_collection_proto() -> None:
+    """Serialises the transferable collection as VariableDefs in MetaGraphDefs, as TF does
+    for its own variable collections, so `import_meta_graph` gives back Variables, not
+    tensor names. TF has no public alias for this registry; if it moves, the collection
+    degrades to names and everything else keeps working."""
+    try:
+        from tensorflow.core.framework import variable_pb2
+        from tensorflow.python.framework import ops
+
+        if ops.get_to_proto_function(TRANSFERABLE_VARIABLES) is None:
+            key = tf1.GraphKeys.GLOBAL_VARIABLES
+            ops.register_proto_function(
+                TRANSFERABLE_VARIABLES, proto_type=variable_pb2.VariableDef,
+                to_proto=ops.get_to_proto_function(key), from_proto=ops.get_from_proto_function(key))
+    except (ImportError, AttributeError):  # pragma: no cover - depends on TF internals
+        pass
+
+
+_register_collection_proto()
+
 EncoderOutputs = collections.namedtuple(
     "EncoderOutputs", ["embedded", "sequence", "pooled", "layers", "mask", "embedding_table"]
 )

@@ -98,7 +98,7 @@ def prepare_corpus(specs: Sequence[str], tokenizer, min_count: int, max_vocab: O
     for tokens in sentences(stats):
         if not tokens:
             continue
-        ids = np.fromiter((vocab.id_of(t) for t in tokens), dtype=np.int32, count=len(tokens))
+        ids = np.asarray(vocab.ids_of(tokens), dtype=np.int32)
         chunks.append(ids)
         lengths.append(len(ids))
     if not lengths:

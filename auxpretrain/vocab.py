@@ -1,0 +1,257 @@
+"""Vocabulary: build from token lists, encode / decode padded batches, vocab.txt on disk.
+
+Ids: 0 is `<pad>`, 1 is `<unk>`, then the words, most frequent first (ties by token, so a
+corpus always gives the same ids). `vocab.txt` holds one token a line in id order; its
+sha256 identifies the vocabulary inside an export.
+
+This module must not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import itertools
+import os
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from auxpretrain.errors import InputError
+
+PAD_ID = 0
+UNK_ID = 1
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Writes `data` to `path` through a temporary file in the same directory + os.replace."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class Vocabulary:
+    """Token <-> id map with corpus counts.
+
+    tokens: list of str, `tokens[i]` is the token of id i; tokens[0] = PAD, tokens[1] = UNK.
+    counts: int64 array [V], corpus count of each token (0 for the specials).
+    """
+
+    PAD = "<pad>"
+    UNK = "<unk>"
+    PAD_ID = PAD_ID
+    UNK_ID = UNK_ID
+    SPECIALS = (PAD, UNK)
+
+    def __init__(self, tokens: Sequence[str], counts: Optional[Sequence[int]] = None):
+        tokens = list(tokens)
+        if tokens[:2] != [self.PAD, self.UNK]:
+            raise InputError(f"vocabulary must start with {self.PAD!r}, {self.UNK!r}; got {tokens[:2]!r}")
+        try:
+            joined = "".join(tokens)  # TypeError if a token is not a str
+        except TypeError:
+            _raise_bad_token(tokens)
+        index = {token: i for i, token in enumerate(tokens)}
+        if len(index) != len(tokens) or not all(tokens) or "\n" in joined or "\r" in joined:
+            _raise_bad_token(tokens)
+        if counts is None:
+            counts = np.zeros(len(tokens), np.int64)
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.shape != (len(tokens),):
+            raise InputError(f"vocabulary counts have shape {counts.shape}, expected ({len(tokens)},)")
+        if (counts < 0).any():
+            raise InputError("vocabulary counts must be >= 0")
+        self.tokens: List[str] = tokens
+        self.counts: np.ndarray = counts
+        self._index = index
+        self._token_array = np.array(tokens, dtype=object)
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def build(cls, token_lists: Iterable[List[str]], min_count: int = 2,
+              max_size: Optional[int] = None) -> "Vocabulary":
+        """Counts the tokens of `token_lists` (one pass, streaming) and keeps those seen at
+        least `min_count` times; `max_size` caps the whole vocabulary, specials included."""
+        counter: collections.Counter = collections.Counter()
+        for tokens in token_lists:
+            counter.update(tokens)
+        return cls.from_counts(counter, min_count=min_count, max_size=max_size)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], min_count: int = 2,
+                    max_size: Optional[int] = None) -> "Vocabulary":
+        """Vocabulary of the tokens in `counts` (token -> count), most frequent first."""
+        words = list(counts)
+        return cls.from_arrays(words, np.fromiter(counts.values(), np.int64, len(words)), min_count, max_size)
+
+    @classmethod
+    def from_arrays(cls, words: Sequence[str], counts, min_count: int = 2,
+                    max_size: Optional[int] = None) -> "Vocabulary":
+        """Like `from_counts`, from a list of distinct words and their int counts [len(words)]."""
+        if min_count < 1:
+            raise InputError(f"min_count must be >= 1, got {min_count}")
+        if max_size is not None and max_size < 2:
+            raise InputError(f"max_size must be >= 2 (the two special tokens), got {max_size}")
+        counts = np.asarray(counts, dtype=np.int64)
+        keep = np.flatnonzero(counts >= min_count)
+        kept = [words[i] for i in keep.tolist()]
+        if cls.PAD in kept or cls.UNK in kept:
+            special = np.array([w in cls.SPECIALS for w in kept])
+            keep, kept = keep[~special], [w for w in kept if w not in cls.SPECIALS]
+        order = np.zeros(0, np.int64)
+        if kept:  # most frequent first, ties by token (code point order, as Python sorts str)
+            order = np.lexsort((np.array(kept, dtype=str), -counts[keep]))
+        if max_size is not None:
+            order = order[: max_size - 2]
+        tokens = [cls.PAD, cls.UNK] + [kept[i] for i in order.tolist()]
+        return cls(tokens, np.concatenate([[0, 0], counts[keep[order]]]).astype(np.int64))
+
+    # ------------------------------------------------------------------ lookups
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self._index
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocabulary) and self.tokens == other.tokens
+
+    def __repr__(self) -> str:
+        return f"Vocabulary(size={len(self)}, sha256={self.sha256[:12]}...)"
+
+    def id_of(self, token: str) -> int:
+        """Id of `token`; UNK_ID if it is not in the vocabulary."""
+        return self._index.get(token, UNK_ID)
+
+    def ids_of(self, tokens: Iterable[str]) -> np.ndarray:
+        """int32 ids of `tokens` (UNK_ID for unknown ones)."""
+        tokens = list(tokens)
+        return np.fromiter(map(self._index.get, tokens, itertools.repeat(UNK_ID)),
+                           dtype=np.int32, count=len(tokens))
+
+    # ------------------------------------------------------------------ batches
+
+    def encode_batch(self, token_lists: Sequence[Sequence[str]], max_length: Optional[int] = None,
+                     pad_to_max_length: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+        """Encodes a batch of token lists.
+
+        Returns (ids, lengths): ids int32 [B, T], 0-padded, where T is the longest kept
+        length (at least 1), or `max_length` if `pad_to_max_length`; lengths int32 [B].
+        Lists longer than `max_length` are truncated.
+        """
+        lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(token_lists))
+        flat = self.ids_of(itertools.chain.from_iterable(token_lists))
+        if max_length is not None:
+            if max_length < 1:
+                raise InputError(f"max_length must be >= 1, got {max_length}")
+            kept = np.minimum(lengths, max_length)
+        else:
+            kept = lengths
+        width = int(max_length) if (pad_to_max_length and max_length) else max(int(kept.max(initial=0)), 1)
+        ids = np.zeros((len(lengths), width), np.int32)
+        if flat.size:
+            starts = np.cumsum(lengths) - lengths
+            rows = np.repeat(np.arange(len(lengths)), lengths)
+            cols = np.arange(flat.size) - np.repeat(starts, lengths)
+            keep = cols < np.repeat(kept, lengths)
+            ids[rows[keep], cols[keep]] = flat[keep]
+        return ids, kept.astype(np.int32)
+
+    def decode_batch(self, ids: np.ndarray, lengths: Optional[np.ndarray] = None) -> List[List[str]]:
+        """Token lists of an id batch [B, T]; without `lengths`, each row ends after its last
+        non-PAD id."""
+        ids = np.asarray(ids)
+        if ids.ndim != 2:
+            raise InputError(f"decode_batch expects ids of shape [B, T], got {ids.shape}")
+        if lengths is None:
+            nonpad = ids != PAD_ID
+            lengths = np.where(nonpad.any(1), ids.shape[1] - np.argmax(nonpad[:, ::-1], axis=1), 0)
+        lengths = np.minimum(np.asarray(lengths, dtype=np.int64), ids.shape[1])
+        valid = np.arange(ids.shape[1])[None, :] < lengths[:, None]
+        flat = self._token_array[ids[valid]].tolist()
+        ends = np.cumsum(lengths).tolist()
+        starts = [0] + ends[:-1]
+        return [flat[s:e] for s, e in zip(starts, ends)]
+
+    # ------------------------------------------------------------------ files
+
+    def to_text(self) -> str:
+        """The vocab.txt content: one token a line, in id order."""
+        return "\n".join(self.tokens) + "\n"
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of the vocab.txt bytes (UTF-8)."""
+        return hashlib.sha256(self.to_text().encode("utf-8")).hexdigest()
+
+    def save(self, path: str) -> None:
+        """Writes vocab.txt (atomically)."""
+        atomic_write_bytes(path, self.to_text().encode("utf-8"))
+
+    def save_counts(self, path: str) -> None:
+        """Writes `token<TAB>count` lines in id order (atomically)."""
+        lines = "".join(f"{t}\t{c}\n" for t, c in zip(self.tokens, self.counts.tolist()))
+        atomic_write_bytes(path, lines.encode("utf-8"))
+
+    @classmethod
+    def load(cls, path: str, counts_path: Optional[str] = None) -> "Vocabulary":
+        """Reads vocab.txt (and the counts file written by `save_counts`, if given)."""
+        tokens = _read_lines(path)
+        counts = None
+        if counts_path is not None:
+            rows = _read_lines(counts_path)
+            if len(rows) != len(tokens):
+                raise InputError(f"{counts_path}: {len(rows)} lines but {path} has {len(tokens)} tokens")
+            counts = []
+            for line_no, (row, token) in enumerate(zip(rows, tokens), 1):
+                name, _, value = row.rpartition("\t")
+                if name != token or not value.isdigit():
+                    raise InputError(f"{counts_path}:{line_no}: expected '{token}<TAB>count', got {row!r}")
+                counts.append(int(value))
+        try:
+            return cls(tokens, counts)
+        except InputError as e:
+            raise InputError(f"{path}: {e}") from None
+
+
+def _raise_bad_token(tokens: Sequence) -> None:
+    """InputError naming the first empty, non-string, line-breaking or repeated token."""
+    seen = {}
+    for i, token in enumerate(tokens):
+        if not isinstance(token, str) or not token or "\n" in token or "\r" in token:
+            raise InputError(f"vocabulary token {i} ({token!r}) is empty or holds a line break")
+        if seen.setdefault(token, i) != i:
+            raise InputError(f"vocabulary token {token!r} appears twice (ids {seen[token]} and {i})")
+
+
+def _read_lines(path: str) -> List[str]:
+    """Lines of a UTF-8 text file without their line ends; InputError if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text ({e.reason})") from None
+    if not text:
+        raise InputError(f"{path}: empty file")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines

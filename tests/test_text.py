@@ -1,0 +1,120 @@
+"""Tokenizer and SentenceSplitter (NLTK Punkt, no downloads)."""
+
+import pytest
+
+from auxpretrain.errors import ConfigError
+from auxpretrain.text import DEFAULT_PATTERN, SentenceSplitter, Tokenizer
+
+TEXTS = [
+    "The well-known café's owner didn't pay 3.5 million, or 1,000,000 dollars!",
+    "Dr. Smith (aged 42) said: \"No.\" Then—silence… 1q21.1 deletion; e.g. U.S. rock'n'roll",
+    "  tabs\tand\nnewlines  ",
+    "",
+]
+
+
+def test_tokenize_words_numbers_punctuation():
+    tokens = Tokenizer().tokenize(TEXTS[0])
+    assert tokens == ["the", "well-known", "café's", "owner", "didn't", "pay", "3.5", "million", ",",
+                      "or", "1,000,000", "dollars", "!"]
+
+
+def test_lowercase_option():
+    assert Tokenizer(lowercase=False).tokenize("The Cat.") == ["The", "Cat", "."]
+    assert Tokenizer().tokenize("The Cat.") == ["the", "cat", "."]
+
+
+def test_same_tokens_as_nltk_regexp_tokenizer():
+    from nltk.tokenize import RegexpTokenizer
+
+    nltk_tokenizer = RegexpTokenizer(DEFAULT_PATTERN)
+    ours = Tokenizer(lowercase=False)
+    for text in TEXTS:
+        assert ours.tokenize(text) == nltk_tokenizer.tokenize(text)
+
+
+def test_tokens_never_hold_whitespace_and_batch_matches():
+    tokenizer = Tokenizer()
+    batch = tokenizer.tokenize_batch(TEXTS)
+    assert batch == [tokenizer.tokenize(t) for t in TEXTS]
+    for tokens in batch:
+        assert all(t and not any(c.isspace() for c in t) for t in tokens)
+        assert " ".join(tokens).split() == tokens
+
+
+def test_to_dict_round_trip_and_errors():
+    tokenizer = Tokenizer(lowercase=False)
+    assert Tokenizer.from_dict(tokenizer.to_dict()) == tokenizer
+    with pytest.raises(ConfigError, match="unknown key"):
+        Tokenizer.from_dict({"lowercase": True, "stem": True})
+    with pytest.raises(ConfigError, match="unknown tokenizer type"):
+        Tokenizer.from_dict({"type": "bpe"})
+    with pytest.raises(ConfigError, match="not a valid regular expression"):
+        Tokenizer(pattern="(")
+
+
+SAMPLE = [
+    "The cat sat on the mat. The dog slept by the door. It rained all day.",
+    "Mr. Brown arrived at noon. He brought bread, cheese and apples. Everyone was hungry.",
+    "Is it late? Yes it is! We should go home now.",
+] * 30
+
+
+def test_trained_splitter_splits_paragraphs():
+    splitter = SentenceSplitter.from_sample(SAMPLE, use_installed=False)
+    assert splitter.source.startswith("trained on")
+    assert splitter.split(SAMPLE[0]) == ["The cat sat on the mat.", "The dog slept by the door.",
+                                         "It rained all day."]
+    assert splitter.split(SAMPLE[2]) == ["Is it late?", "Yes it is!", "We should go home now."]
+    assert splitter.split("   ") == []
+    assert splitter.split(" One sentence only. ") == ["One sentence only."]
+
+
+def test_from_sample_reads_only_max_chars():
+    consumed = []
+
+    def texts():
+        for i in range(10_000):
+            consumed.append(i)
+            yield "A short line of text. Another one here."
+
+    SentenceSplitter.from_sample(texts(), max_chars=2_000, use_installed=False)
+    assert len(consumed) < 100
+
+
+def test_deferred_splitter_loads_punkt_only_when_needed():
+    calls = []
+
+    def sample():
+        calls.append(1)
+        return iter(SAMPLE)
+
+    splitter = SentenceSplitter.deferred(sample, use_installed=False)
+    assert splitter.split("one sentence without an inner boundary.") == ["one sentence without an inner boundary."]
+    assert not splitter.loaded and not calls and splitter.source == "not needed"
+    assert splitter.split("First one. Second one.") == ["First one.", "Second one."]
+    assert splitter.loaded and calls == [1] and splitter.source.startswith("trained on")
+
+
+def test_empty_sample_gives_a_working_splitter():
+    splitter = SentenceSplitter.from_sample([], use_installed=False)
+    assert splitter.split("Hello there. General greeting.") == ["Hello there.", "General greeting."]
+
+
+def test_installed_punkt_data_is_preferred(tmp_path, monkeypatch):
+    import nltk
+
+    model = tmp_path / "tokenizers" / "punkt_tab" / "english"
+    model.mkdir(parents=True)
+    for name, content in (("collocations.tab", ""), ("sent_starters.txt", ""),
+                          ("abbrev_types.txt", "dr\n"), ("ortho_context.tab", "")):
+        (model / name).write_text(content, encoding="utf-8")
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)] + list(nltk.data.path))
+
+    def unused_sample():
+        raise AssertionError("the sample must not be read when punkt data is installed")
+        yield
+
+    splitter = SentenceSplitter.from_sample(unused_sample())
+    assert splitter.source == "installed:english"
+    assert splitter.split("Dr. Smith came home. He sat down.") == ["Dr. Smith came home.", "He sat down."]

@@ -1,0 +1,133 @@
+"""Pretraining end to end on a tiny generated corpus: export, metrics, determinism, resume,
+refusals."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from auxpretrain.config import CorruptionConfig, PretrainConfig
+from auxpretrain.errors import ConfigError, InputError
+
+from conftest import make_tiny_corpus
+
+MODEL = {"embedding_size": 11, "hidden_size": 37, "num_layers": 2, "max_length": 20}
+
+
+def _config(**kw):
+    base = dict(batch_size=16, max_steps=24, eval_every=12, checkpoint_every=8, warmup_steps=4,
+                heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, window=2, negatives=3)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return str(make_tiny_corpus(tmp_path_factory.mktemp("c") / "c.txt", lines=200))
+
+
+def _run(corpus, out, config=None, **kw):
+    from auxpretrain.training import pretrain
+
+    logs = []
+    summary = pretrain([corpus], str(out), MODEL, config or _config(), CorruptionConfig(),
+                       min_count=1, progress=False, log=logs.append, **kw)
+    return summary, logs
+
+
+def test_pretrain_writes_a_verified_export_with_metrics(corpus, tmp_path):
+    from auxpretrain.export import load_export
+
+    summary, logs = _run(corpus, tmp_path / "run")
+    exported = load_export(str(tmp_path / "run" / "export"))
+    metrics = exported.manifest["metrics"]
+    assert metrics["steps"] == 24
+    assert {"accuracy", "pairwise_accuracy", "sentence_loss", "context_loss"} <= set(metrics["heldout"])
+    assert set(metrics["frequency_probe"]) == {"single_accuracy", "pairwise_accuracy"}
+    assert metrics["pooled_features"]["units"] == 74
+    assert exported.manifest["corpus"]["sentences"] > 200
+    assert exported.manifest["corruption"]["ops"] == {"replace": 0.5, "swap": 0.5}
+    assert os.listdir(tmp_path / "run" / "logs")  # TensorBoard events
+    # the held-out losses fell from the first to the last evaluation
+    first, last = metrics["history"][0], metrics["history"][-1]
+    assert last["context_loss"] < first["context_loss"] or last["sentence_loss"] < first["sentence_loss"]
+
+
+def test_sentence_objective_learns_the_tiny_grammar(corpus, tmp_path):
+    config = _config(objectives={"sentence": 1.0}, max_steps=120, eval_every=120, learning_rate=1e-2)
+    summary, _ = _run(corpus, tmp_path / "run", config)
+    assert summary["heldout"]["pairwise_accuracy"] > 0.7  # swaps/replacements break the grammar
+
+
+def test_same_seed_same_export(corpus, tmp_path):
+    from auxpretrain.export import load_export
+
+    config = _config(max_steps=6, eval_every=6)
+    _run(corpus, tmp_path / "a", config)
+    _run(corpus, tmp_path / "b", config)
+    va = load_export(str(tmp_path / "a" / "export")).values()
+    vb = load_export(str(tmp_path / "b" / "export")).values()
+    for name in va:
+        np.testing.assert_array_equal(va[name], vb[name])
+
+
+def test_resume_continues_from_the_last_checkpoint(corpus, tmp_path):
+    from auxpretrain.export import load_export
+
+    out = tmp_path / "run"
+    _run(corpus, out, _config(max_steps=8, eval_every=8))  # an "interrupted" run: stopped at 8
+    summary, logs = _run(corpus, out, _config(max_steps=16, eval_every=8))
+    assert any("resumed from step 8" in line for line in logs)
+    assert summary["steps"] == 16 and summary["resumed_from"] == 8
+    # the same as an uninterrupted 16-step run: batches depend only on (seed, epoch, index)
+    _run(corpus, tmp_path / "straight", _config(max_steps=16, eval_every=8))
+    a = load_export(str(out / "export")).values()
+    b = load_export(str(tmp_path / "straight" / "export")).values()
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_other_config_in_same_out_is_refused(corpus, tmp_path):
+    out = tmp_path / "run"
+    _run(corpus, out, _config(max_steps=4, eval_every=4))
+    with pytest.raises(ConfigError, match=r"another configuration \(pretrain.learning_rate"):
+        _run(corpus, out, _config(max_steps=4, eval_every=4, learning_rate=1e-3))
+
+
+def test_corpus_too_small_for_heldout(tmp_path):
+    small = make_tiny_corpus(tmp_path / "small.txt", lines=10)
+    with pytest.raises(InputError, match="too few to hold out"):
+        _run(str(small), tmp_path / "run")
+    assert not os.path.exists(tmp_path / "run" / "export")
+
+
+def test_empty_vocabulary_after_min_count(corpus, tmp_path):
+    from auxpretrain.training import pretrain
+
+    with pytest.raises(InputError, match="vocabulary is empty"):
+        pretrain([corpus], str(tmp_path / "run"), MODEL, _config(), CorruptionConfig(),
+                 min_count=10 ** 6, progress=False, log=lambda s: None)
+
+
+def test_init_embeddings_from_word2vec_text(corpus, tmp_path):
+    from auxpretrain.export import load_export
+
+    vectors = tmp_path / "vec.txt"
+    vectors.write_text("2 11\nthe " + " ".join(["0.5"] * 11) + "\nriver " + " ".join(["-0.25"] * 11) + "\n")
+    config = _config(max_steps=1, eval_every=1, objectives={"sentence": 1.0}, learning_rate=1e-9)
+    summary, logs = _run(corpus, tmp_path / "run", config, init_embeddings=str(vectors))
+    assert any("2 of" in line for line in logs)
+    exported = load_export(str(tmp_path / "run" / "export"))
+    row = exported.values()["embedding/table"][exported.vocab.id_of("river")]
+    np.testing.assert_allclose(row, -0.25, atol=1e-4)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("the 1 2 3\n")
+    with pytest.raises(InputError, match="bad.txt:1: a vector of 3 numbers"):
+        _run(corpus, tmp_path / "run2", config, init_embeddings=str(bad))
+
+
+def test_run_json_records_the_configuration(corpus, tmp_path):
+    _run(corpus, tmp_path / "run", _config(max_steps=2, eval_every=2))
+    spec = json.load(open(tmp_path / "run" / "run.json"))
+    assert spec["model"] == MODEL and spec["pretrain"]["batch_size"] == 16
