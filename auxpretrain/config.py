@@ -128,6 +128,7 @@ class PretrainConfig:
     learning_rate: float = 1e-3  # Adam peak learning rate
     warmup_steps: int = 100  # linear warm-up, then linear decay to 0 at the last step
     clip_norm: float = 5.0  # global gradient norm clip
+    context_learning_rate: float = 0.025  # context objective: SGD rate per pair (word2vec's alpha)
     window: int = 5  # context objective: max distance of a (word, neighbour) pair
     negatives: int = 5  # context objective: noise words per real pair
     subsample: float = 1e-4  # context objective: word2vec's frequent-word subsampling (0: off)

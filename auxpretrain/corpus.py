@@ -63,7 +63,7 @@ class CorpusStats:
     empty_lines: int = 0  # blank lines (or rows with no text)
     sentences: int = 0  # non-empty sentences yielded by iter_sentences
     tokens: int = 0  # tokens in those sentences
-    decode_errors: int = 0  # characters replaced by U+FFFD while decoding bytes
+    decode_errors: int = 0  # characters replaced by U+FFFD while decoding (datasets inputs: every U+FFFD)
 
     def to_dict(self) -> Dict[str, int]:
         return dataclasses.asdict(self)

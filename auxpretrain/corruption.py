@@ -227,7 +227,7 @@ class Corruptor:
         for code, apply in ((REPLACE, self._replace), (SWAP, self._swap)):
             rows = np.flatnonzero(op == code)
             if rows.size:
-                row_ok, pos, reasons, new_words = apply(ids[rows], lengths[rows], rng)
+                row_ok, pos, reasons, new_words = apply(ids, lengths[rows], rows, rng)
                 done = rows[row_ok]
                 pos = pos[row_ok]
                 positions[done, : pos.shape[1]] = pos
@@ -241,19 +241,21 @@ class Corruptor:
                 for reason, count in reasons.items():
                     skipped[reason] += count
         op[~ok] = -1
-        return CorruptedBatch(bad, ok, op, positions, bad != ids, dict(skipped))
+        changed = np.zeros(ids.shape, bool)
+        r, c = np.nonzero(positions >= 0)  # every position listed really differs
+        changed[r, positions[r, c]] = True
+        return CorruptedBatch(bad, ok, op, positions, changed, dict(skipped))
 
     # ------------------------------------------------------------------ replace
 
-    def _replace(self, ids: np.ndarray, lengths: np.ndarray, rng: np.random.Generator):
-        """(ok [n], positions [n, edits], reasons, replacement ids [ok rows, edits])."""
-        n, width = ids.shape
+    def _replace(self, ids: np.ndarray, lengths: np.ndarray, rows: np.ndarray, rng: np.random.Generator):
+        """Replace in rows `rows` of ids (lengths: theirs). Returns ok [n], positions
+        [n, edits], reasons, replacement ids [ok rows, edits]."""
         k = self.edits
         empty = lengths == 0
         short = ~empty & (lengths < k)
-        pos = _distinct_positions(rng, lengths, k, width, todo=np.flatnonzero(lengths >= k))
-        rows = np.arange(n)[:, None]
-        new, failed = self.sampler.sample_other(ids[rows, pos], rng, within_band=self.config.band)
+        pos = _distinct_positions(rng, lengths, k, ids.shape[1], todo=np.flatnonzero(lengths >= k))
+        new, failed = self.sampler.sample_other(ids[rows[:, None], pos], rng, within_band=self.config.band)
         no_word = ~empty & ~short & failed.any(axis=1)
         ok = ~(empty | short | no_word)
         reasons = _reasons((EMPTY, empty), (TOO_SHORT_FOR_REPLACE, short), (NO_REPLACEMENT, no_word))
@@ -261,28 +263,25 @@ class Corruptor:
 
     # ------------------------------------------------------------------ swap
 
-    def _swap(self, ids: np.ndarray, lengths: np.ndarray, rng: np.random.Generator):
-        """(ok [n], positions [n, 2 * edits] as sorted pairs, reasons, None)."""
+    def _swap(self, ids: np.ndarray, lengths: np.ndarray, rows: np.ndarray, rng: np.random.Generator):
+        """Swap in rows `rows` of ids (lengths: theirs). Returns ok [n], positions
+        [n, 2 * edits] as sorted pairs, reasons, None."""
         adjacent = self.config.swap == "adjacent"
-        n, width = ids.shape
+        n = rows.size
         empty = lengths == 0
         short = ~empty & (lengths < 2 * self.edits)
         found = ~empty & ~short
-        touched = np.zeros((n, width), bool)  # positions already used by an earlier pair
-        pairs = []
-        for _ in range(self.edits):
+        used = np.full((n, 2 * self.edits), -1, np.int64)  # positions taken by earlier pairs
+        for e in range(self.edits):
             todo = np.flatnonzero(found)
             pick = _pick_adjacent if adjacent else _pick_any
-            p, q, got = pick(ids, lengths, touched, todo, rng)
+            p, q, got = pick(ids, rows, lengths, used[:, : 2 * e], todo, rng)
             found[todo[~got]] = False
-            done = todo[got]
-            touched[done, p[done]] = True
-            touched[done, q[done]] = True
-            pairs += [np.minimum(p, q), np.maximum(p, q)]
+            used[:, 2 * e], used[:, 2 * e + 1] = np.minimum(p, q), np.maximum(p, q)
         failed = ~empty & ~short & ~found
         reason = NO_DIFFERENT_NEIGHBOURS if adjacent else NO_DIFFERENT_WORDS
         reasons = _reasons((EMPTY, empty), (TOO_SHORT_FOR_SWAP, short), (reason, failed))
-        return found, np.stack(pairs, axis=1).astype(np.int32), reasons, None
+        return found, used.astype(np.int32), reasons, None
 
 
 def _distinct_positions(rng, lengths, k, width, todo):
@@ -307,80 +306,84 @@ def _distinct_positions(rng, lengths, k, width, todo):
     return pos
 
 
-def _pick_any(ids, lengths, touched, todo, rng):
-    """For the rows in `todo`, two untouched positions (p, q) holding different words: p
-    uniform among the untouched positions, q uniform among those with another word.
-    Returns p, q (int64 [n]) and got (bool [len(todo)])."""
-    n = ids.shape[0]
+def _is_used(used, draw):
+    """bool [m]: draw[i] is one of used[i] (used: [m, j] positions)."""
+    return (used == draw[:, None]).any(axis=1) if used.shape[1] else np.zeros(draw.shape, bool)
+
+
+def _free(ids, rows, lengths, used, where):
+    """bool [m, T]: positions below the length and not in `used`, for local rows `where`."""
+    free = np.arange(ids.shape[1])[None, :] < lengths[where, None]
+    if used.shape[1]:
+        taken = used[where]
+        r = np.repeat(np.arange(where.size), taken.shape[1])
+        free[r, taken.ravel()] = False
+    return free
+
+
+def _pick_any(ids, rows, lengths, used, todo, rng):
+    """For the local rows `todo` (global rows[todo]), two positions not in `used`, holding
+    different words: p uniform among the free positions, q uniform among the free ones
+    holding another word. Returns p, q (int64 [n]) and got (bool [len(todo)])."""
+    n = rows.size
     p = np.zeros(n, np.int64)
     q = np.zeros(n, np.int64)
-    got = np.zeros(todo.size, bool)
-    where = np.arange(todo.size)  # index into todo of the rows still drawing
+    where = todo  # local rows still drawing
     for _ in range(_FAST_TRIES):
         if where.size == 0:
             break
-        rows = todo[where]
-        draw = _uniform_below(rng, lengths[rows])
-        good = ~touched[rows, draw]
-        p[rows[good]] = draw[good]
+        draw = _uniform_below(rng, lengths[where])
+        good = ~_is_used(used[where], draw)
+        p[where[good]] = draw[good]
         where = where[~good]
-    if where.size:  # exact: the n-th untouched position
-        rows = todo[where]
-        free = _free(lengths, touched, rows)
-        p[rows] = _nth_true(free, _uniform_below(rng, free.sum(axis=1)))
-    word = ids[todo, p[todo]]
-    where = np.arange(todo.size)
+    if where.size:  # exact: the n-th free position
+        free = _free(ids, rows, lengths, used, where)
+        p[where] = _nth_true(free, _uniform_below(rng, free.sum(axis=1)))
+    word = np.zeros(n, ids.dtype)
+    word[todo] = ids[rows[todo], p[todo]]
+    where = todo
     for _ in range(_FAST_TRIES):
         if where.size == 0:
             break
-        rows = todo[where]
-        draw = _uniform_below(rng, lengths[rows])
-        good = ~touched[rows, draw] & (ids[rows, draw] != word[where])
-        q[rows[good]] = draw[good]
-        got[where[good]] = True
+        draw = _uniform_below(rng, lengths[where])
+        good = (ids[rows[where], draw] != word[where]) & ~_is_used(used[where], draw)
+        q[where[good]] = draw[good]
         where = where[~good]
-    if where.size:  # exact: the n-th untouched position holding another word
-        rows = todo[where]
-        other = _free(lengths, touched, rows) & (ids[rows] != word[where, None])
+    missing = np.zeros(n, bool)
+    if where.size:  # exact: the n-th free position holding another word
+        other = _free(ids, rows, lengths, used, where) & (ids[rows[where]] != word[where, None])
         count = other.sum(axis=1)
-        q[rows] = _nth_true(other, _uniform_below(rng, count))
-        got[where] = count > 0
-    return p, q, got
+        q[where] = _nth_true(other, _uniform_below(rng, count))
+        missing[where[count == 0]] = True
+    return p, q, ~missing[todo]
 
 
-def _pick_adjacent(ids, lengths, touched, todo, rng):
-    """For the rows in `todo`, untouched neighbours (p, p + 1) holding different words,
-    uniformly. Returns p, p + 1 (int64 [n]) and got (bool [len(todo)])."""
-    n, width = ids.shape
+def _pick_adjacent(ids, rows, lengths, used, todo, rng):
+    """For the local rows `todo`, neighbours (p, p + 1) not in `used`, holding different
+    words, uniformly. Returns p, p + 1 (int64 [n]) and got (bool [len(todo)])."""
+    n, width = rows.size, ids.shape[1]
     p = np.zeros(n, np.int64)
-    got = np.zeros(todo.size, bool)
     if width < 2:
-        return p, p + 1, got
-    where = np.arange(todo.size)
+        return p, p + 1, np.zeros(todo.size, bool)
+    where = todo
     for _ in range(_FAST_TRIES):
         if where.size == 0:
             break
-        rows = todo[where]
-        draw = _uniform_below(rng, lengths[rows] - 1)
-        good = (~touched[rows, draw] & ~touched[rows, draw + 1]
-                & (ids[rows, draw] != ids[rows, draw + 1]) & (lengths[rows] >= 2))
-        p[rows[good]] = draw[good]
-        got[where[good]] = True
+        draw = _uniform_below(rng, lengths[where] - 1)
+        g = rows[where]
+        good = ((ids[g, draw] != ids[g, draw + 1]) & (lengths[where] >= 2)
+                & ~_is_used(used[where], draw) & ~_is_used(used[where], draw + 1))
+        p[where[good]] = draw[good]
         where = where[~good]
+    missing = np.zeros(n, bool)
     if where.size:  # exact: the n-th usable neighbour pair
-        rows = todo[where]
-        free = _free(lengths, touched, rows)
-        sub = ids[rows]
+        free = _free(ids, rows, lengths, used, where)
+        sub = ids[rows[where]]
         usable = free[:, :-1] & free[:, 1:] & (sub[:, :-1] != sub[:, 1:])
         count = usable.sum(axis=1)
-        p[rows] = _nth_true(usable, _uniform_below(rng, count))
-        got[where] = count > 0
-    return p, p + 1, got
-
-
-def _free(lengths, touched, rows):
-    """bool [len(rows), T]: untouched positions below each row's length."""
-    return (np.arange(touched.shape[1])[None, :] < lengths[rows, None]) & ~touched[rows]
+        p[where] = _nth_true(usable, _uniform_below(rng, count))
+        missing[where[count == 0]] = True
+    return p, p + 1, ~missing[todo]
 
 
 def _reasons(*pairs) -> Dict[str, int]:

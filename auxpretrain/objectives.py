@@ -25,7 +25,15 @@ from auxpretrain.modeling import build_classifier, build_encoder, build_token_he
 tf1 = tf.compat.v1
 
 PretrainModel = collections.namedtuple(
-    "PretrainModel", ["inputs", "loss", "losses", "sentence_logits", "token_logits", "encoder"])
+    "PretrainModel", ["inputs", "loss", "losses", "sentence_logits", "token_logits", "encoder",
+                      "context_sum"])
+PretrainModel.__doc__ = """What `build_pretrain_model` returns.
+
+loss: weighted sum of the objectives other than `context` (trained with Adam).
+losses: objective name -> scalar mean loss (for reporting).
+context_sum: weighted sum over pairs of the context loss, or None; trained as word2vec
+  trains (plain SGD on per-pair losses), because Adam on a mean loss barely moves rare rows.
+"""
 
 # name -> (dtype, shape) of every input of a pretraining batch
 INPUT_SPECS = collections.OrderedDict([
@@ -81,15 +89,21 @@ def build_pretrain_model(inputs: Mapping[str, tf.Tensor], config: ModelConfig,
             # token logits read as "this window is original"; rank good over bad where edited
             hinge = tf.nn.relu(1.0 - good_tok + bad_tok) * changed
             losses["window"] = tf.reduce_sum(hinge) / tf.maximum(tf.reduce_sum(changed), 1.0)
+    context_sum = None
     if "context" in objectives:
-        losses["context"] = _context_loss(encoder.embedding_table, inputs, config)
-    loss = tf.add_n([objectives[name] * value for name, value in sorted(losses.items())])
+        per_pair = _context_loss(encoder.embedding_table, inputs, config)
+        # a batch may yield no pair (all words subsampled away): loss 0, not NaN
+        losses["context"] = tf.reduce_sum(per_pair) / tf.maximum(tf.cast(tf.size(per_pair), tf.float32), 1.0)
+        context_sum = objectives["context"] * tf.reduce_sum(per_pair)
+    others = [objectives[name] * value for name, value in sorted(losses.items()) if name != "context"]
+    loss = tf.add_n(others) if others else tf.constant(0.0)
     return PretrainModel(inputs=inputs, loss=loss, losses=losses, sentence_logits=sentence_logits,
-                         token_logits=token_logits, encoder=encoder)
+                         token_logits=token_logits, encoder=encoder, context_sum=context_sum)
 
 
 def _context_loss(table, inputs, config: ModelConfig):
-    """word2vec's negative-sampling loss with input vectors = the encoder's embedding table."""
+    """word2vec's negative-sampling loss per pair, float32 [pairs]; input vectors are the
+    encoder's embedding table."""
     with tf1.variable_scope("context"):
         # output vectors (word2vec's syn1neg); zero-initialised as word2vec does; not transferable
         output = tf1.get_variable("output_table", [config.vocab_size, config.embedding_size],
@@ -99,6 +113,4 @@ def _context_loss(table, inputs, config: ModelConfig):
     noise = tf.nn.embedding_lookup(output, inputs["negatives"])  # [pairs, k, dim]
     pos = tf.reduce_sum(center * real, axis=-1)
     neg = tf.einsum("pd,pkd->pk", center, noise)
-    per_pair = tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)
-    # a batch may yield no pair (all words subsampled away): loss 0, not NaN
-    return tf.reduce_sum(per_pair) / tf.maximum(tf.cast(tf.size(per_pair), tf.float32), 1.0)
+    return tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)

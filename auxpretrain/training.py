@@ -361,8 +361,11 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
              config: PretrainConfig, corruption: CorruptionConfig, *, text_column: Optional[str] = None,
              lowercase: bool = True, min_count: int = 2, max_vocab: Optional[int] = 50000,
              init_embeddings: Optional[str] = None, progress: bool = True,
-             log: Callable[[str], None] = print) -> Dict[str, Any]:
+             measure_speed: bool = True, log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Pretrains on `corpus` and writes OUT/export; resumes an interrupted run in `out_dir`.
+
+    With `measure_speed`, FLOPs per step are counted with TF's profiler and the machine's
+    matmul peak is measured (a few seconds) to report FLOP utilisation.
 
     Returns a summary dict (steps, metrics, throughput, export path).
     """
@@ -429,15 +432,11 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
         lr = config.learning_rate * tf.minimum(
             (step_f + 1.0) / warm,
             tf.maximum(0.0, (total_steps - step_f) / max(total_steps - warm, 1.0)))
-        optimizer = tf1.train.AdamOptimizer(lr)
-        variables = tf1.trainable_variables()
-        grads = tf.gradients(model.loss, variables)
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        clipped, grad_norm = tf.clip_by_global_norm([g for g, _ in pairs], config.clip_norm)
-        train_op = optimizer.apply_gradients(list(zip(clipped, [v for _, v in pairs])),
-                                             global_step=global_step)
-        summaries = [tf1.summary.scalar("loss/total", model.loss), tf1.summary.scalar("learning_rate", lr),
-                     tf1.summary.scalar("grad_norm", grad_norm)]
+        decay = tf.maximum(1e-4, 1.0 - step_f / float(total_steps))
+        train_op = _train_op(model, lr, config.context_learning_rate * decay, config.clip_norm,
+                             global_step)
+        total_loss = tf.add_n([config.objectives[k] * v for k, v in sorted(model.losses.items())])
+        summaries = [tf1.summary.scalar("loss/total", total_loss), tf1.summary.scalar("learning_rate", lr)]
         summaries += [tf1.summary.scalar(f"loss/{k}", v) for k, v in model.losses.items()]
         summary_op = tf1.summary.merge(summaries)
         saver = tf1.train.Saver(max_to_keep=config.keep_checkpoints)
@@ -481,7 +480,7 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
         last_ckpt_time = time.time()
         best, stale, step = None, 0, start
         history = []
-        fetches = {"train": train_op, "loss": model.loss, "good": inputs["good"], "center": inputs["center"]}
+        fetches = {"train": train_op, "loss": total_loss, "good": inputs["good"], "center": inputs["center"]}
         while step < total_steps:
             t0 = time.perf_counter()
             try:
@@ -533,7 +532,7 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
     throughput = tokens / max(train_seconds, 1e-9) if tokens else None
     steps_run = max(step - start, 1)
     perf = _performance(model_config, config, data.train, throughput, pairs_seen / steps_run, log) \
-        if throughput else {}
+        if throughput and measure_speed else {}
     summary = {
         "steps": step, "total_steps": total_steps, "resumed_from": start,
         "heldout": {k: v for k, v in final.items() if k != "step"}, "history": history,
@@ -555,6 +554,28 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
         f"{act['dead_units']} of {act['units']} units dead")
     log(f"export written to {os.path.join(out_dir, 'export')}")
     return summary
+
+
+def _train_op(model, lr, context_lr, clip_norm: float, global_step):
+    """Adam (clipped) on the non-context objectives; word2vec's SGD on the context pairs."""
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    ops = []
+    with tf1.name_scope("train"):
+        if model.loss.op.type != "Const":
+            variables = tf1.trainable_variables()
+            grads = tf.gradients(model.loss, variables)
+            pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+            clipped, _ = tf.clip_by_global_norm([g for g, _ in pairs], clip_norm)
+            ops.append(tf1.train.AdamOptimizer(lr).apply_gradients(list(zip(clipped, [v for _, v in pairs]))))
+        if model.context_sum is not None:
+            with tf1.variable_scope("context", reuse=True):
+                output = tf1.get_variable("output_table")
+            ops.append(tf1.train.GradientDescentOptimizer(context_lr).minimize(
+                model.context_sum, var_list=[model.encoder.embedding_table, output]))
+        with tf.control_dependencies(ops):
+            return tf1.assign_add(global_step, 1)
 
 
 def _fmt(metrics: Mapping[str, Any]) -> str:

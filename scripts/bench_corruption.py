@@ -150,7 +150,8 @@ def bench_nlpaug(sentences, **kwargs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="also write the results to this JSON file")
-    parser.add_argument("--workdir", help="directory for the text and pairs files (default: a temp dir)")
+    parser.add_argument("--workdir", help="keep the text and pairs files in this directory "
+                                           "(default: a temporary directory, removed at the end)")
     parser.add_argument("--max-sentences", type=int, default=None, help="use only the first N sentences")
     parser.add_argument("--repeats", type=int, default=3, help="core timing: best of N (default 3)")
     parser.add_argument("--batch-size", type=int, default=8192, help="core batch size (default 8192)")
@@ -161,8 +162,16 @@ def main(argv=None):
                              "process startup weighs as on a real corpus (default 5)")
     args = parser.parse_args(argv)
 
-    workdir = args.workdir or tempfile.mkdtemp(prefix="bench_corruption_")
-    os.makedirs(workdir, exist_ok=True)
+    if args.workdir:
+        os.makedirs(args.workdir, exist_ok=True)
+        run(args, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench_corruption_") as workdir:
+            run(args, workdir)
+
+
+def run(args, workdir):
+    """Builds the data in `workdir`, runs every measurement, prints (and writes --json)."""
     paragraphs, source = wikipedia_paragraphs()
     start = time.perf_counter()
     splitter = SentenceSplitter.from_sample(paragraphs)

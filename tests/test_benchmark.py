@@ -1,0 +1,195 @@
+"""scripts/benchmark.py's pure helpers on fabricated rows: aggregation into the table, the
+results.json schema, resuming, the time estimate. Nothing is trained here."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "benchmark.py")
+
+
+@pytest.fixture(scope="module")
+def bm():
+    spec = importlib.util.spec_from_file_location("benchmark_under_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+FULL = 9749
+
+
+def fabricated_rows():
+    """3 seeds x sizes 100, 1000, all for random / pretrained_finetune / word2vec / tfidf_lr."""
+    base = {"random": 0.60, "pretrained_finetune": 0.62, "word2vec": 0.63, "tfidf_lr": 0.61}
+    rows = []
+    for method, acc in base.items():
+        for size, bump in ((100, 0.0), (1000, 0.05), (FULL, 0.15)):
+            for seed, noise in zip((0, 1, 2), (-0.01, 0.0, 0.01)):
+                rows.append({"method": method, "train_size": size, "seed": seed,
+                             "accuracy": round(acc + bump + noise, 5), "seconds": 1.0})
+    return rows
+
+
+def test_aggregate_mean_std_min_max(bm):
+    agg = bm.aggregate(fabricated_rows())
+    cell = agg["random"][1000]
+    assert cell["n"] == 3
+    assert cell["mean"] == pytest.approx(0.65)
+    assert cell["std"] == pytest.approx(0.01)  # sample std of -0.01, 0, +0.01
+    assert (cell["min"], cell["max"]) == (pytest.approx(0.64), pytest.approx(0.66))
+    assert sorted(agg["word2vec"]) == [100, 1000, FULL]
+
+
+def test_aggregate_skips_missing_accuracy_and_single_seed_has_zero_std(bm):
+    rows = [{"method": "random", "train_size": 100, "seed": 0, "accuracy": 0.6},
+            {"method": "random", "train_size": 100, "seed": 1, "accuracy": None}]
+    cell = bm.aggregate(rows)["random"][100]
+    assert cell["n"] == 1 and cell["std"] == 0.0
+
+
+def test_gains_over_random(bm):
+    g = bm.gains(bm.aggregate(fabricated_rows()))
+    assert "random" not in g
+    assert g["pretrained_finetune"][1000] == pytest.approx(0.02)
+    assert g["word2vec"][FULL] == pytest.approx(0.03)
+
+
+def test_format_table_text_and_markdown(bm):
+    rows = fabricated_rows()
+    text = bm.format_table(rows, full_size=FULL, majority=0.582)
+    lines = text.splitlines()
+    assert "majority class 58.2" in lines[0]
+    assert f"all ({FULL:,})" in lines[1]
+    random_line = next(line for line in lines if line.startswith("random"))
+    assert "65.0 ± 1.0" in random_line
+    # methods in the fixed order, then the gain block
+    order = [line.split()[0] for line in lines[3:7]]
+    assert order == ["random", "pretrained_finetune", "word2vec", "tfidf_lr"]
+    assert "gain over random" in text
+    gain_line = [line for line in lines if line.startswith("pretrained_finetune")][-1]
+    assert "+2.0" in gain_line
+    md = bm.format_table(rows, full_size=FULL, markdown=True)
+    assert "| method | 100 | 1,000 | all (9,749) |" in md
+    assert "|---|---:|---:|---:|" in md
+
+
+def test_format_table_marks_cells_with_fewer_seeds(bm):
+    rows = fabricated_rows()[:-1]  # tfidf_lr at all: 2 seeds only
+    text = bm.format_table(rows, full_size=FULL)
+    tfidf = next(line for line in text.splitlines() if line.startswith("tfidf_lr"))
+    assert tfidf.rstrip().endswith("(2)")
+
+
+def test_results_schema_on_fabricated_rows(bm, tmp_path):
+    results = bm.new_results({"profile": "full"})
+    results["learning_curve"] = fabricated_rows()
+    results["machine"] = {"cores": 2, "peak_gflops": 170.0}
+    results["corruption"] = {"pairs_per_s": 5e5, "nlpaug_per_s": 1e4, "ids_pairs_per_s": 3e6,
+                             "ratio_vs_nlpaug": 50.0}
+    results["pretrain"] = {"tokens_per_s": 7e4, "model_gflops": 40.0, "mfu": 0.24, "heldout_accuracy": 0.7,
+                           "frequency_probe_accuracy": 0.53, "wall_seconds": 600.0,
+                           "heldout_pairwise_accuracy": 0.85, "peak_gflops": 170.0}
+    results["cache"] = {"cached_seconds_per_epoch": 0.5, "uncached_seconds_per_epoch": 5.0, "speedup": 10.0}
+    results["restore"] = {"restore_seconds": 1.2, "saver_seconds": 1.0, "vocab_size": 200000,
+                          "embedding_size": 300, "verify_seconds": 0.4}
+    assert bm.check_results(results) == []
+    path = tmp_path / "results.json"
+    bm.write_json_atomic(str(path), results)
+    loaded = json.loads(path.read_text())
+    assert loaded["schema"] == bm.SCHEMA_VERSION
+    assert {"method", "train_size", "seed", "accuracy"} <= set(loaded["learning_curve"][0])
+    assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
+    speed = bm.format_speed(loaded)
+    assert "50.0x" in speed and "MFU 24.0%" in speed and "10.0x" in speed
+    lines = bm.headline(loaded)
+    assert lines[0].startswith("best pretrained at 1,000 labels: pretrained_finetune")
+    assert "+2.0 points" in lines[0] and "behind" in lines[0]
+
+
+def test_check_results_finds_problems(bm):
+    results = bm.new_results({})
+    results["learning_curve"] = [{"method": "random", "train_size": 100, "seed": 0, "accuracy": 0.6},
+                                 {"method": "random", "train_size": 100, "seed": 0, "accuracy": 0.6},
+                                 {"method": "random", "train_size": 300, "seed": 0},
+                                 {"method": "random", "train_size": 300, "seed": 1, "accuracy": 61.0}]
+    results["cache"] = {"speedup": 3.0}
+    problems = bm.check_results(results)
+    assert any("duplicate" in p for p in problems)
+    assert any("missing accuracy" in p for p in problems)
+    assert any("outside [0, 1]" in p for p in problems)
+    assert any(p.startswith("cache: missing") for p in problems)
+    results["schema"] = 0
+    assert any("schema" in p for p in bm.check_results(results))
+
+
+def test_upsert_and_keys_make_reruns_skip_rows(bm):
+    rows = fabricated_rows()
+    n = len(rows)
+    row = dict(rows[0], accuracy=0.5)
+    bm.upsert(rows, row, bm.curve_key)
+    assert len(rows) == n and rows[0]["accuracy"] == 0.5
+    bm.upsert(rows, dict(row, seed=7), bm.curve_key)
+    assert len(rows) == n + 1
+    assert bm.curve_key({"method": "random", "train_size": "100", "seed": "2"}) == ("random", 100, 2)
+
+
+def test_parse_sizes_and_lists(bm):
+    assert bm.parse_sizes("100, 300,all,1_000") == [100, 300, "all", 1000]
+    with pytest.raises(Exception):
+        bm.parse_sizes("100,lots")
+    with pytest.raises(Exception):
+        bm.parse_sizes("1")
+    assert bm.parse_list("corpus,restore", bm.STAGES, "--stages") == ["corpus", "restore"]
+    with pytest.raises(Exception):
+        bm.parse_list("corpus,train", bm.STAGES, "--stages")
+
+
+def test_profiles_and_schedules(bm):
+    quick, full, smoke = bm.PROFILES["quick"], bm.PROFILES["full"], bm.PROFILES["smoke"]
+    for p in (quick, full):
+        assert {100, 300, 1000, 3000, "all"} <= set(p.sizes) and len(p.seeds) == 3
+        assert p.pretrain_steps is None  # the shipped default pretraining, never shortened
+        assert p.finetune_schedule(1000) == (full.epochs, full.patience)  # the heart is not cut
+    assert "objectives" not in quick.stages and "objectives" in full.stages
+    assert quick.finetune_schedule("all") == (quick.large_epochs, quick.large_patience)
+    assert quick.finetune_schedule("all", "pretrained_gradual", num_layers=2)[0] >= 5
+    assert smoke.seeds == (0,) and smoke.sizes == (100, 300) and smoke.epochs == 1
+    assert bm.protocol_diff(quick.protocol(), quick.protocol()) == []
+    assert any(d.startswith("large_epochs") for d in bm.protocol_diff(quick.protocol(), full.protocol()))
+
+
+def test_cost_model(bm):
+    assert bm.model_scale({}) == pytest.approx(1.0)
+    assert bm.model_scale({"embedding_size": 32, "hidden_size": 32}) == pytest.approx(0.15)
+    slow = bm.finetune_seconds("pretrained_finetune", 9749, 10, 3, 1.0)
+    assert slow > bm.finetune_seconds("pretrained_finetune", 1000, 10, 3, 1.0) > \
+        bm.finetune_seconds("tfidf_lr", 1000, 10, 3, 1.0)
+    assert bm.pretrain_seconds({"context": 1.0}, 1000, 1.0) < bm.pretrain_seconds({"sentence": 1.0}, 1000, 1.0)
+    assert bm.fmt_minutes(30) == "30 s" and bm.fmt_minutes(90) == "1.5 min"
+
+
+def test_objectives_table(bm):
+    rows = [{"variant": v, "train_size": 1000, "seed": s, "accuracy": a + 0.01 * s}
+            for v, a in (("default", 0.66), ("sentence", 0.64)) for s in range(3)]
+    pre = {"default": {"objectives_label": "context+sentence", "steps": 1653, "heldout_pairwise_accuracy": 0.71},
+           "sentence": {"objectives_label": "sentence", "steps": 1653}}
+    text = bm.format_objectives(rows, pre, {"random": 0.65})
+    default_line = next(line for line in text.splitlines() if line.startswith("default"))
+    assert "context+sentence" in default_line and "67.0 ± 1.0" in default_line and "+2.0" in default_line
+
+
+def test_script_imports_without_tensorflow():
+    code = (f"import importlib.util, sys; spec = importlib.util.spec_from_file_location('b', {SCRIPT!r}); "
+            "m = importlib.util.module_from_spec(spec); sys.modules['b'] = m; spec.loader.exec_module(m); "
+            "m.build_parser().parse_args(['--out', 'x', '--quick']); "
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
