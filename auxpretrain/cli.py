@@ -305,7 +305,9 @@ def _add_transfer(sub) -> None:
                        help="export directory (OUT/export of `auxpretrain pretrain`), or none for random init (default)")
     model.add_argument("--layers", metavar="SPEC",
                        help="export layers to transfer: a number n (the first n, embedding first), a regex "
-                            "(layer_[01]) or names separated by commas (default all)")
+                            "(layer_[01]), names separated by commas, or all (default: the export's "
+                            "default_layers, set when it was pretrained; all when freezing or "
+                            "unfreezing gradually)")
     model.add_argument("--allow-partial", action="store_true",
                        help="restore what matches instead of stopping at a missing or mis-shaped variable")
     model.add_argument("--vocab", default="export", choices=["export", "extend"],
@@ -323,9 +325,11 @@ def _add_transfer(sub) -> None:
     train.add_argument("--layer-lr-factor", type=float, metavar="F",
                        help="learning rate of a layer = lr / F**(depth from the top) (default 1.0; 2.6 "
                             "with --schedule gradual)")
-    train.add_argument("--epochs", type=int, default=10, help="maximum epochs (default 10)")
-    train.add_argument("--patience", type=int, default=3,
-                       help="stop after this many epochs without a better dev accuracy (0: never; default 3)")
+    train.add_argument("--embedding-lr-scale", type=float, default=1.0, metavar="S",
+                       help="the embedding's learning rate is the layers' rate times S (default 1.0)")
+    train.add_argument("--epochs", type=int, default=20, help="maximum epochs (default 20)")
+    train.add_argument("--patience", type=int, default=4,
+                       help="stop after this many epochs without a better dev accuracy (0: never; default 4)")
     train.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
     train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     train.add_argument("--dropout", type=float, default=0.5, help="dropout on the sentence vector (default 0.5)")
@@ -374,7 +378,7 @@ def _run_transfer(args) -> int:
     settings = transfer.TransferConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, dropout=args.dropout,
         layer_dropout=args.layer_dropout, patience=args.patience, freeze=args.freeze.strip().lower(),
-        schedule=args.schedule, layer_lr_factor=args.layer_lr_factor, weight_decay=args.weight_decay,
+        schedule=args.schedule, layer_lr_factor=args.layer_lr_factor, embedding_lr_scale=args.embedding_lr_scale, weight_decay=args.weight_decay,
         cache=not args.no_cache, bucket=args.bucket, layers=layers, allow_partial=args.allow_partial,
         vocab=args.vocab, seed=args.seed)
     transfer.check_settings(settings, pretrained_path is not None)

@@ -122,8 +122,10 @@ class PretrainConfig:
         default_factory=lambda: {"context": 1.0, "sentence": 1.0}
     )  # objective name -> loss weight
     embedding_from_context_only: bool = True  # other objectives do not move the embedding
+    default_layers: str = "embedding"  # what `transfer` restores unless told: comma-separated
+    #   layer names or "all"; the sentence-objective convs transferred negatively (README Results)
     batch_size: int = 64  # good sentences per batch (each also yields one bad copy)
-    epochs: float = 3.0  # passes over the training sentences
+    epochs: float = 5.0  # passes over the training sentences (word2vec's default)
     max_steps: int = 0  # stop after this many steps (0: epochs decide)
     learning_rate: float = 1e-3  # Adam peak learning rate
     warmup_steps: int = 100  # linear warm-up, then linear decay to 0 at the last step

@@ -112,7 +112,7 @@ def prepare_corpus(specs: Sequence[str], tokenizer, min_count: int, max_vocab: O
     if n_heldout < min_heldout or n - n_heldout < min_heldout:
         raise InputError(
             f"{specs[0]}: the corpus has {n} sentences, too few to hold out {min_heldout} for "
-            f"evaluation at --heldout-fraction {heldout_fraction}; use more text "
+            f"evaluation at heldout_fraction {heldout_fraction}; use more text "
             f"(at least {math.ceil(min_heldout / heldout_fraction)} sentences)")
     order = np.random.default_rng([seed, 7]).permutation(n)
     heldout = everything.subset(np.sort(order[:n_heldout]))
@@ -329,8 +329,8 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
 
 def profile_step_flops(model_config: ModelConfig, config: PretrainConfig, batch: int, length: int,
                        pairs: int) -> Dict[str, float]:
-    """Float ops of one training step (forward + backward), counted by TF's profiler on a
-    graph with static shapes of a typical batch."""
+    """Float ops of one training step (forward + backward + update), counted by TF's profiler
+    on the subgraph the train op runs, with static shapes of a typical batch."""
     import tensorflow as tf
 
     from auxpretrain.objectives import INPUT_SPECS, build_pretrain_model
@@ -344,16 +344,19 @@ def profile_step_flops(model_config: ModelConfig, config: PretrainConfig, batch:
                   for name, (dtype, _) in INPUT_SPECS.items()}
         model = build_pretrain_model(inputs, model_config, config.objectives,
                                      config.embedding_from_context_only)
-        forward_ops = {op.name for op in graph.get_operations()}
-        grads = tf.gradients(model.loss, tf1.trainable_variables())
-        del grads
+        step = tf1.train.get_or_create_global_step()
+        train_op = _train_op(model, 1e-3, 0.025, config.clip_norm, step)
+    # only what a step executes: an objective-less encoder branch must not count
+    used = tf1.graph_util.extract_sub_graph(graph.as_graph_def(), [train_op.op.name])
+    counted = tf.Graph()
+    with counted.as_default():
+        tf1.import_graph_def(used, name="")
         opts = tf1.profiler.ProfileOptionBuilder.float_operation()
         opts["output"] = "none"
-        total = tf1.profiler.profile(graph, options=opts).total_float_ops
+        total = tf1.profiler.profile(counted, options=opts).total_float_ops
         fwd_opts = dict(opts)
-        fwd_opts["hide_name_regexes"] = [".*gradients.*"]
-        forward = tf1.profiler.profile(graph, options=fwd_opts).total_float_ops
-    del forward_ops
+        fwd_opts["hide_name_regexes"] = [".*gradients.*", "train/.*"]
+        forward = tf1.profiler.profile(counted, options=fwd_opts).total_float_ops
     return {"step_flops": float(total), "forward_flops": float(forward)}
 
 
@@ -540,7 +543,10 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
         "train_seconds_this_session": round(train_seconds, 1),
         "tokens_per_second": round(throughput, 1) if throughput else None, **perf,
     }
+    default_layers = model_config.layer_names() if config.default_layers == "all" else \
+        [n.strip() for n in config.default_layers.split(",") if n.strip()]
     extra = {
+        "transfer": {"default_layers": default_layers},
         "corpus": dict(data.stats, files=list(corpus)),
         "corruption": corruption.to_dict(), "pretrain": config.to_dict(),
         "metrics": summary,
@@ -561,19 +567,29 @@ def _train_op(model, lr, context_lr, clip_norm: float, global_step):
     import tensorflow as tf
 
     tf1 = tf.compat.v1
-    ops = []
+    updates = []  # (optimizer, [(gradient, variable)])
     with tf1.name_scope("train"):
         if model.loss.op.type != "Const":
             variables = tf1.trainable_variables()
             grads = tf.gradients(model.loss, variables)
             pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
             clipped, _ = tf.clip_by_global_norm([g for g, _ in pairs], clip_norm)
-            ops.append(tf1.train.AdamOptimizer(lr).apply_gradients(list(zip(clipped, [v for _, v in pairs]))))
+            updates.append((tf1.train.AdamOptimizer(lr), list(zip(clipped, [v for _, v in pairs]))))
         if model.context_sum is not None:
             with tf1.variable_scope("context", reuse=True):
                 output = tf1.get_variable("output_table")
-            ops.append(tf1.train.GradientDescentOptimizer(context_lr).minimize(
-                model.context_sum, var_list=[model.encoder.embedding_table, output]))
+            sgd = tf1.train.GradientDescentOptimizer(context_lr)
+            updates.append((sgd, sgd.compute_gradients(model.context_sum,
+                                                         var_list=[model.encoder.embedding_table, output])))
+        # every gradient is computed before any variable changes: without this the SGD update
+        # of embedding/table races the Adam branch's reads of it (runs and resumes not reproducible)
+        grads = [g.values if isinstance(g, tf.IndexedSlices) else g
+                 for _, gv in updates for g, _ in gv if g is not None]
+        ops = []
+        with tf.control_dependencies(grads):
+            for optimizer, gv in updates:
+                with tf.control_dependencies(ops):  # one after the other: both may update the table
+                    ops.append(optimizer.apply_gradients(gv))
         with tf.control_dependencies(ops):
             return tf1.assign_add(global_step, 1)
 

@@ -66,15 +66,16 @@ _POOLED = "pooled"  # cache boundary: the whole encoder is frozen
 class TransferConfig:
     """Run settings of a downstream training (not part of any export)."""
 
-    epochs: int = 10  # maximum passes over the training set
+    epochs: int = 20  # maximum passes over the training set
     batch_size: int = 32  # examples per step
     learning_rate: float = 1e-3  # Adam (peak) learning rate of the head
     dropout: float = 0.5  # dropout rate on the pooled sentence vector
     layer_dropout: float = 0.0  # dropout rate on each convolution's input (0: off; not below a cache)
-    patience: int = 3  # epochs without a better dev accuracy before stopping (0: never)
+    patience: int = 4  # epochs without a better dev accuracy before stopping (0: never)
     freeze: str = "none"  # none | all | embedding | N (bottom N layers) | auto
     schedule: str = "constant"  # constant | gradual (ULMFiT: unfreeze a layer per epoch + STLR)
     layer_lr_factor: Optional[float] = None  # lr / factor**depth per layer (None: 1.0, gradual 2.6)
+    embedding_lr_scale: float = 1.0  # the embedding's learning rate = lr * this (after layer_lr_factor)
     cut_frac: float = 0.1  # slanted triangular: fraction of steps spent rising
     ratio: float = 32.0  # slanted triangular: peak / lowest learning rate
     weight_decay: float = 0.0  # decoupled (AdamW-style) decay of trained variables
@@ -465,8 +466,11 @@ def _train_run(label: str, data: Dict[str, _Encoded], config: ModelConfig, num_c
         stages = None
         if settings.schedule == "gradual":
             stages = freezing.gradual_stages(list(groups))
-        if settings.schedule == "gradual" or settings.lr_factor != 1.0:
+        if settings.schedule == "gradual" or settings.lr_factor != 1.0 or \
+                (settings.embedding_lr_scale != 1.0 and "embedding" in groups):
             factors = freezing.discriminative_factors(list(groups), settings.lr_factor)
+            if "embedding" in factors:
+                factors["embedding"] *= settings.embedding_lr_scale
         else:
             groups, factors = {"all": var_list}, None
         train = freezing.build_train_ops(model.loss, groups, model.learning_rate,
@@ -726,7 +730,15 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
     if pretrained is None:
         run = _train_run("", transferred=[], frozen_layers=[], **run_args)
     else:
-        available = select_layers(names, settings.layers)
+        layers = settings.layers
+        default_layers = (pretrained.manifest.get("transfer") or {}).get("default_layers")
+        if layers is None and default_layers and str(settings.freeze) in ("none", "embedding") \
+                and settings.schedule == "constant":
+            # the export says which layers transferred well when it was benchmarked
+            layers = [n for n in default_layers if n in names]
+            log(f"layers: {', '.join(layers)} (the export's default_layers; --layers all restores "
+                f"every layer)")
+        available = select_layers(names, None if layers == "all" else layers)
         freeze = parse_freeze(str(settings.freeze), names)
         if freeze is None:  # auto
             runs = []

@@ -112,12 +112,12 @@ class Profile:
 
 _ALL_STAGES = STAGES
 PROFILES = {
-    "full": Profile("full", sizes=(100, 300, 1000, 3000, ALL), seeds=(0, 1, 2), epochs=10, patience=3,
-                    large_size=10 ** 9, large_epochs=10, large_patience=3, stages=_ALL_STAGES),
+    "full": Profile("full", sizes=(100, 300, 1000, 3000, ALL), seeds=(0, 1, 2), epochs=20, patience=4,
+                    large_size=10 ** 9, large_epochs=20, large_patience=4, stages=_ALL_STAGES),
     # every size and 3 seeds; <= 1,000 labels exactly as the full run, larger ones capped at 2 epochs
     # (gradual unfreezing: num_layers + 3);
     # the objectives stage (7 pretrainings) only when asked for, then 0.5-epoch objective variants
-    "quick": Profile("quick", sizes=(100, 300, 1000, 3000, ALL), seeds=(0, 1, 2), epochs=10, patience=3,
+    "quick": Profile("quick", sizes=(100, 300, 1000, 3000, ALL), seeds=(0, 1, 2), epochs=20, patience=4,
                      large_size=3000, large_epochs=2, large_patience=1,
                      stages=tuple(s for s in _ALL_STAGES if s != "objectives"),
                      objective_epochs=0.5, lengths=(0.5, 3.0), corruption_rounds=1, corruption_copies=3,

@@ -72,13 +72,16 @@ def test_same_seed_same_export(corpus, tmp_path):
         np.testing.assert_array_equal(va[name], vb[name])
 
 
-def test_resume_after_kill_9(corpus, tmp_path):
-    """kill -9 mid-run, rerun the same command: it resumes and ends as an uninterrupted run."""
+def test_resume_after_kill_9(corpus, tmp_path, capsys):
+    """kill -9 mid-run, rerun the same command: it resumes and ends as an uninterrupted run.
+    Only the killed run is a subprocess; the rerun and the uninterrupted run call the CLI's
+    main() in this process (the same code, without two more TensorFlow start-ups)."""
     import signal
     import subprocess
     import sys
     import time
 
+    from auxpretrain.cli import main
     from auxpretrain.export import load_export
 
     out = tmp_path / "run"
@@ -98,14 +101,15 @@ def test_resume_after_kill_9(corpus, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "export").exists()  # killed before the end: no export, not a half one
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "resumed from step" in done.stdout
-    step = int(done.stdout.split("resumed from step ")[1].split()[0])
+    capsys.readouterr()
+    assert main(cmd[3:]) == 0, capsys.readouterr().err[-2000:]
+    done = capsys.readouterr().out
+    assert "resumed from step" in done
+    step = int(done.split("resumed from step ")[1].split()[0])
     assert 4 <= step < 40
-    straight = subprocess.run([str(tmp_path / "straight") if c == str(out) else c for c in cmd],
-                              capture_output=True, text=True, timeout=300)
-    assert straight.returncode == 0, straight.stderr[-2000:]
+    assert main([str(tmp_path / "straight") if c == str(out) else c for c in cmd[3:]]) == 0, \
+        capsys.readouterr().err[-2000:]
+    assert "resumed" not in capsys.readouterr().out
     a = load_export(str(out / "export")).values()
     b = load_export(str(tmp_path / "straight" / "export")).values()
     for name in a:  # same batches, same Adam state: the same weights up to float noise
