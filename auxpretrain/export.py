@@ -184,7 +184,7 @@ def write_export(out_dir: str, values: Mapping[str, np.ndarray], config: ModelCo
         manifest.update(dict(extra or {}))
         _write_json(os.path.join(tmp, MANIFEST), manifest)
         _fsync_dir(tmp)
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -205,16 +205,38 @@ def _fsync_dir(path: str) -> None:
             os.fsync(f.fileno())
 
 
-def _replace_dir(tmp: str, out_dir: str) -> None:
-    """Moves the complete `tmp` into `out_dir`; an old export is removed only afterwards."""
+def replace_dir(tmp: str, out_dir: str, error=ExportError) -> None:
+    """Moves the complete directory `tmp` to `out_dir`; an old `out_dir` is removed only
+    afterwards, so a crash leaves either the old or the new one whole."""
     old = None
     if os.path.exists(out_dir):
+        if not os.path.isdir(out_dir):
+            raise error(f"{out_dir}: exists and is not a directory; choose another --out")
         old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir))
         os.rmdir(old)
         os.rename(out_dir, old)
     os.rename(tmp, out_dir)
     if old:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_file_names(files, where: str, error=ExportError) -> None:
+    """File entries of a manifest must name files inside its directory."""
+    for name in files:
+        if os.path.basename(name) != name or name in ("", ".", ".."):
+            raise error(f"{where}: file entry {name!r} points outside the directory")
+
+
+def verify_files(directory: str, files: Mapping[str, str], what: str, fix: str,
+                 error=ExportError) -> None:
+    """Checks every listed file exists and matches its sha256; one-line `error` otherwise."""
+    for name, digest in files.items():
+        file_path = os.path.join(directory, os.path.basename(name))
+        if not os.path.isfile(file_path):
+            raise error(f"{file_path}: missing from the {what}; {fix}")
+        if sha256_file(file_path) != digest:
+            raise error(f"{file_path}: sha256 does not match the manifest (truncated, edited or "
+                        f"from another {what}); {fix}")
 
 
 def load_export(path: str, verify: bool = True) -> Export:
@@ -255,21 +277,12 @@ def load_export(path: str, verify: bool = True) -> Export:
         vocab_info = manifest["vocab"]
     except (KeyError, TypeError, ValueError, ConfigError) as e:
         raise ExportError(f"{manifest_path}: incomplete or edited manifest ({e}); re-export it") from None
-    for name in files:
-        # manifest paths must stay inside the export
-        if os.path.basename(name) != name or name in ("", ".", ".."):
-            raise ExportError(f"{manifest_path}: file entry {name!r} points outside the export")
+    check_file_names(files, manifest_path)
     for required in (VOCAB, f"{CHECKPOINT_NAME}.index"):
         if required not in files:
             raise ExportError(f"{manifest_path}: lists no {required}; re-export it")
     if verify:
-        for name, digest in files.items():
-            file_path = os.path.join(path, name)
-            if not os.path.isfile(file_path):
-                raise ExportError(f"{file_path}: missing from the export; re-export or re-download it")
-            if sha256_file(file_path) != digest:
-                raise ExportError(f"{file_path}: sha256 does not match the manifest (truncated, edited "
-                                  "or from another export); re-export or re-download it")
+        verify_files(path, files, "export", "re-export or re-download it")
     vocab = Vocabulary.load(os.path.join(path, VOCAB))
     if len(vocab) != config.vocab_size or len(vocab) != vocab_info.get("size"):
         raise ExportError(f"{os.path.join(path, VOCAB)}: {len(vocab)} tokens but the manifest says "

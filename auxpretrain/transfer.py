@@ -26,7 +26,6 @@ The fine-tuned model is saved with `save_model(dir, result)` and used later with
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -37,6 +36,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from auxpretrain import export as export_lib
 from auxpretrain import freezing
 from auxpretrain.config import ModelConfig
 from auxpretrain.errors import ConfigError, InputError, RestoreError
@@ -675,7 +675,6 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
     log = log or (lambda line: None)
     t_start = time.perf_counter()
     if isinstance(pretrained, (str, os.PathLike)):
-        from auxpretrain import export as export_lib
         pretrained = export_lib.load_export(os.fspath(pretrained), verify=True)
     check_settings(settings, pretrained is not None)
     if pretrained is not None and model_config is not None:
@@ -924,7 +923,7 @@ class TaskModel:
                 self._saver.save(self.session, os.path.join(tmp, MODEL_CKPT), write_meta_graph=False,
                                  write_state=False)
             self.vocab.save(os.path.join(tmp, MODEL_VOCAB))
-            files = {n: _sha256(os.path.join(tmp, n)) for n in sorted(os.listdir(tmp))}
+            files = {n: export_lib.sha256_file(os.path.join(tmp, n)) for n in sorted(os.listdir(tmp))}
             meta = {"format_version": MODEL_FORMAT_VERSION, "package": "auxpretrain",
                     "kind": "task_model", "label_names": self.label_names,
                     "model_config": self.config.to_dict(), "tokenizer": self.tokenizer.to_dict(),
@@ -933,7 +932,7 @@ class TaskModel:
             with open(os.path.join(tmp, MODEL_JSON), "w", encoding="utf-8") as f:
                 json.dump(meta, f, indent=2)
                 f.write("\n")
-            _replace_dir(tmp, out_dir)
+            export_lib.replace_dir(tmp, out_dir, error=InputError)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -947,28 +946,6 @@ class TaskModel:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _replace_dir(tmp: str, out_dir: str) -> None:
-    """Renames the complete `tmp` to `out_dir`; an old directory is removed only afterwards."""
-    old = None
-    if os.path.exists(out_dir):
-        if not os.path.isdir(out_dir):
-            raise InputError(f"{out_dir}: exists and is not a directory; choose another --out")
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir))
-        os.rmdir(old)
-        os.rename(out_dir, old)
-    os.rename(tmp, out_dir)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_model(out_dir: str, result: TransferResult) -> str:
@@ -1005,13 +982,8 @@ def load_model(path: str) -> TaskModel:
         label_names = list(meta["label_names"])
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{meta_path}: incomplete or edited ({e}); save the model again") from None
-    for name, digest in files.items():
-        file_path = os.path.join(path, os.path.basename(name))
-        if not os.path.isfile(file_path):
-            raise InputError(f"{file_path}: missing from the saved model; save it again")
-        if _sha256(file_path) != digest:
-            raise InputError(f"{file_path}: sha256 does not match {MODEL_JSON} (truncated or edited); "
-                             "save the model again")
+    export_lib.check_file_names(files, meta_path, error=InputError)
+    export_lib.verify_files(path, files, "saved model", "save the model again", error=InputError)
     vocab = Vocabulary.load(os.path.join(path, MODEL_VOCAB))
     if len(vocab) != config.vocab_size:
         raise InputError(f"{os.path.join(path, MODEL_VOCAB)}: {len(vocab)} tokens, the model has "
