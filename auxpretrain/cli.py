@@ -263,6 +263,9 @@ def _run_inspect(args) -> int:
             print(f"  {layer['name']:<10} {v['name']:<22} {str(tuple(v['shape'])):<16} {v['dtype']}  {size:,}")
     print(f"  total parameters: {total:,}")
     print("tensors (graph.meta): " + ", ".join(f"{k}={v}" for k, v in m["tensors"].items()))
+    default_layers = (m.get("transfer") or {}).get("default_layers")
+    if default_layers:
+        print(f"transfer restores by default: {', '.join(default_layers)} (--layers all for every layer)")
     metrics = m.get("metrics", {})
     lines = [("held-out", metrics.get("heldout")), ("frequency-only probe", metrics.get("frequency_probe")),
              ("pooled features", metrics.get("pooled_features")),

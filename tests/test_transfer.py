@@ -247,3 +247,25 @@ def test_export_with_three_layers_into_partial_restore(tf1, toy_task, tmp_path):
     assert result.cache["boundary"] == "layer_1"
     assert set(result.frozen) == {"embedding/table", "layer_0/kernel", "layer_0/bias",
                                   "layer_1/kernel", "layer_1/bias"}
+
+
+def test_export_default_layers_decide_what_is_restored(tf1, toy_task, export, tmp_path):
+    """An export that names default_layers gets only those restored unless --layers says
+    otherwise; freezing or gradual unfreezing restore every layer."""
+    from auxpretrain.export import load_export, write_export
+    from auxpretrain.transfer import fine_tune
+
+    path = tmp_path / "with_default"
+    write_export(str(path), export.values(), export.config, export.vocab, export.tokenizer,
+                 {"transfer": {"default_layers": ["embedding"]}})
+    narrowed = load_export(str(path))
+    logs = []
+    result = fine_tune(toy_task, narrowed, _settings(epochs=1), log=logs.append)
+    assert result.report.restored == ["embedding/table"]
+    assert any("default_layers" in line for line in logs)
+    every = fine_tune(toy_task, narrowed, _settings(epochs=1, layers="all"))
+    assert len(every.report.restored) == 5
+    frozen = fine_tune(toy_task, narrowed, _settings(epochs=1, freeze="all"))
+    assert len(frozen.report.restored) == 5
+    plain = fine_tune(toy_task, export, _settings(epochs=1))  # no default_layers: everything
+    assert len(plain.report.restored) == 5
