@@ -449,7 +449,6 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
 
     heldout_batches = _heldout_batches(data.heldout, vocab, model_config, config, corruption)
     session_config = tf1.ConfigProto(intra_op_parallelism_threads=0, inter_op_parallelism_threads=0)
-    summary: Dict[str, Any] = {}
     with tf1.Session(graph=graph, config=session_config) as sess:
         latest = tf1.train.latest_checkpoint(ckpt_dir)
         if latest:
