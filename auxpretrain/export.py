@@ -220,6 +220,21 @@ def replace_dir(tmp: str, out_dir: str, error=ExportError) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def read_descriptor(directory: str, filename: str, what: str, fix: str, error=ExportError):
+    """Reads the JSON object describing a saved directory -> (its path, the dict)."""
+    path = os.path.join(directory, filename)
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise error(f"{directory}: no {filename}; this is not {what}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e}); {fix}") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: not {what} (expected a JSON object)")
+    return path, data
+
+
 def check_file_names(files, where: str, error=ExportError) -> None:
     """File entries of a manifest must name files inside its directory."""
     for name in files:
@@ -255,15 +270,9 @@ def load_export(path: str, verify: bool = True) -> Export:
     if not os.path.isdir(path):
         raise ExportError(f"{path}: no such export directory (expected the OUT/export folder "
                           "written by `auxpretrain pretrain`)")
-    manifest_path = os.path.join(path, MANIFEST)
-    try:
-        with open(manifest_path, "r", encoding="utf-8") as f:
-            manifest = json.load(f)
-    except FileNotFoundError:
-        raise ExportError(f"{path}: no {MANIFEST}; this is not an auxpretrain export") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ExportError(f"{manifest_path}: not valid JSON ({e}); the export is corrupted, re-export it") from None
-    if not isinstance(manifest, dict) or manifest.get("package") != "auxpretrain":
+    manifest_path, manifest = read_descriptor(path, MANIFEST, "an auxpretrain export",
+                                              "the export is corrupted, re-export it")
+    if manifest.get("package") != "auxpretrain":
         raise ExportError(f"{manifest_path}: not an auxpretrain manifest")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:

@@ -960,17 +960,11 @@ def load_model(path: str) -> TaskModel:
     from auxpretrain.text import Tokenizer
     from auxpretrain.vocab import Vocabulary
 
-    meta_path = os.path.join(path, MODEL_JSON)
     if not os.path.isdir(path):
         raise InputError(f"{path}: no such model directory (written by `auxpretrain transfer --out`)")
-    try:
-        with open(meta_path, "r", encoding="utf-8") as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no {MODEL_JSON}; not a model saved by `auxpretrain transfer --out`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{meta_path}: not valid JSON ({e}); save the model again") from None
-    if not isinstance(meta, dict) or meta.get("kind") != "task_model":
+    meta_path, meta = export_lib.read_descriptor(path, MODEL_JSON, "a model saved by `auxpretrain "
+                                                 "transfer --out`", "save the model again", error=InputError)
+    if meta.get("kind") != "task_model":
         raise InputError(f"{meta_path}: not an auxpretrain task model")
     if meta.get("format_version") != MODEL_FORMAT_VERSION:
         raise InputError(f"{meta_path}: format_version {meta.get('format_version')} is not supported "
