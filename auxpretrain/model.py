@@ -85,6 +85,17 @@ class _Handles:
     shapes: Dict[str, Tuple[int, ...]]  # variable name -> shape
 
 
+
+def _examples(texts, labels, where: str, empty: str):
+    """Checked (texts, labels) lists of equal, non-zero length; InputError otherwise."""
+    texts = _check_texts(texts)
+    labels = _as_list(labels)
+    if len(texts) != len(labels):
+        raise InputError(f"{where}: {len(texts)} texts but {len(labels)} labels")
+    if not texts:
+        raise InputError(f"{where}: {empty}")
+    return texts, labels
+
 class TextClassifier:
     """An estimator for text classification on a pretrained (or random) encoder.
 
@@ -196,12 +207,7 @@ class TextClassifier:
         """
         from auxpretrain import tasks as tasks_lib
 
-        texts = _check_texts(texts)
-        labels = _as_list(labels)
-        if len(texts) != len(labels):
-            raise InputError(f"fit: {len(texts)} texts but {len(labels)} labels")
-        if not texts:
-            raise InputError("fit: no training examples")
+        texts, labels = _examples(texts, labels, "fit", "no training examples")
         classes = _sorted_classes(labels)
         if len(classes) < 2:
             raise InputError(f"fit: only one class ({classes[0]!r}) in the labels; a classifier needs at least two")
@@ -259,12 +265,7 @@ class TextClassifier:
         Returns:
           self; `loss_` is the pass's mean training loss, `n_steps_` counts steps.
         """
-        texts = _check_texts(texts)
-        labels = _as_list(labels)
-        if len(texts) != len(labels):
-            raise InputError(f"partial_fit: {len(texts)} texts but {len(labels)} labels")
-        if not texts:
-            raise InputError("partial_fit: no examples")
+        texts, labels = _examples(texts, labels, "partial_fit", "no examples")
         self._prepare(labels, classes)
         ids = self._label_ids(labels, "partial_fit")
         data = transfer_lib._encode(texts, ids, self.tokenizer, self.vocab, self.config.max_length)

@@ -788,14 +788,7 @@ def _check_export_config(export) -> None:
     or one of another model, would otherwise fail later with a confusing shape error)."""
     from auxpretrain.errors import ExportError
 
-    config = export.config
-    expected = {"embedding/table": (config.vocab_size, config.embedding_size)}
-    width = config.embedding_size
-    for i in range(config.num_layers):
-        expected[f"layer_{i}/kernel"] = (config.kernel_width, width, config.hidden_size)
-        expected[f"layer_{i}/bias"] = (config.hidden_size,)
-        width = config.hidden_size
-    for name, shape in expected.items():
+    for name, shape in export_lib.expected_variables(export.config).items():
         if name not in export.variables:
             raise ExportError(f"{export.path}: model_config has {name} but the export does not; the "
                               "manifest was edited or belongs to another model, re-export it")
