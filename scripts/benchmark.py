@@ -569,7 +569,9 @@ class Bench:
         for e in self.profile.lengths:
             if float(e) != float(base.epochs):
                 out.append((f"default_{e:g}ep", dict(base.objectives), float(e)))
-        return out
+        # cheapest pretraining first, so that an interrupted run has measured the most variants
+        return sorted(out, key=lambda v: -1.0 if v[0] == DEFAULT_VARIANT else
+                      (v[2] or base.epochs) * pretrain_seconds(v[1], 100, 1.0))
 
     # ---- data
     def corpus(self) -> List[str]:
