@@ -17,7 +17,12 @@
   and a slanted triangular learning rate (`schedule="gradual"`);
 - early stopping on dev accuracy keeps the best epoch's weights;
 - `freeze="auto"` tries freezing everything, unfreezing from the top one layer at a time,
-  transferring only the embedding and random init, and keeps the best by dev accuracy.
+  transferring only the embedding and random init, and keeps the best by dev accuracy;
+- `checkpoint_dir`: a checkpoint after every epoch (all variables with the Adam slots, the
+  early-stopping state, the history), so the same call resumes after a crash or `kill -9` and
+  ends with the same weights and metrics as an uninterrupted run (see `_Checkpoints`). The
+  run is a pure function of its settings: epoch e's shuffle is drawn from (seed, e), step s's
+  dropout masks from (seed, s) by stateless ops.
 
 The fine-tuned model is saved with `save_model(dir, result)` and used later with
 `load_model(dir).predict(texts)`.
@@ -26,8 +31,10 @@ The fine-tuned model is saved with `save_model(dir, result)` and used later with
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -42,6 +49,7 @@ from auxpretrain.config import ModelConfig
 from auxpretrain.errors import ConfigError, InputError, RestoreError
 from auxpretrain.modeling import build_classifier, build_encoder, pool
 from auxpretrain.restore import Assigner, RestoreReport, restore, values_from_session
+from auxpretrain.training import _write_json_atomic
 from auxpretrain.variables import TRANSFERABLE_VARIABLES, layer_of, parse_freeze, select_layers, strip_suffix
 
 tf1 = tf.compat.v1
@@ -60,6 +68,9 @@ HEAD = "head"
 SCHEDULES = ("constant", "gradual")
 VOCAB_MODES = ("export", "extend")
 _POOLED = "pooled"  # cache boundary: the whole encoder is frozen
+RUN_JSON = "run.json"  # checkpoint directory: the run's identity (settings, data, export)
+STATE_JSON = "state.json"  # checkpoint directory: the last completed epoch (the commit point)
+CHECKPOINT_FORMAT_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,11 +243,20 @@ class _Model:
     probs: Any
     loss: Any
     layer_names: List[str]  # transferable layers present in this graph, bottom first
+    dropout_seed: Any = None  # int64 [2]: (seed, step) of the training step's dropout masks
     encoder: Any = None  # EncoderOutputs when the graph starts from token ids
 
 
-def _upper_layers(x, mask, config: ModelConfig, first: int, dropout, seed, frozen=()):
-    """Layers layer_{first} .. top on a cached sequence, exactly as build_encoder makes them."""
+def _dropout(x, rate, seed_pair, site: int):
+    """Stateless dropout: the mask is a function of (the fed seed pair, site), so a resumed run
+    draws the masks an uninterrupted one would (a stateful op restarts with its session)."""
+    return tf.nn.experimental.stateless_dropout(
+        x, rate=rate, seed=tf.random.experimental.stateless_fold_in(seed_pair, site))
+
+
+def _upper_layers(x, mask, config: ModelConfig, first: int, dropout, seed, frozen=(), dropout_seed=None):
+    """Layers layer_{first} .. top on a sequence, exactly as build_encoder makes them (but for
+    the stateless dropout, rate `dropout` seeded by `dropout_seed`, on each layer's input)."""
     activation = {"tanh": tf.tanh, "relu": tf.nn.relu}[config.activation]
     mask3 = tf.expand_dims(mask, -1)
     width = config.embedding_size if first == 0 else config.hidden_size
@@ -251,8 +271,7 @@ def _upper_layers(x, mask, config: ModelConfig, first: int, dropout, seed, froze
                                     trainable=name not in frozen)
             for var in (kernel, bias):
                 tf1.add_to_collection(TRANSFERABLE_VARIABLES, var)
-            inputs = x if dropout is None else tf.nn.dropout(
-                x, rate=dropout, seed=None if seed is None else seed + 100 + i)
+            inputs = x if dropout is None else _dropout(x, dropout, dropout_seed, 1 + i)
             x = activation(tf.nn.conv1d(inputs, kernel, stride=1, padding="SAME") + bias) * mask3
         width = config.hidden_size
     return pool(x, mask, config.pooling)
@@ -268,31 +287,38 @@ def _build_model(config: ModelConfig, num_classes: int, seed: int, kind: str = "
         layer_rate = tf1.placeholder_with_default(0.0, [], name="layer_dropout")
         labels = tf1.placeholder(tf.int32, [None], name="labels")
         learning_rate = tf1.placeholder(tf.float32, [], name="learning_rate")
+        dropout_seed = tf1.placeholder_with_default(tf.constant([0, 0], tf.int64), [2], name="dropout_seed")
         names = config.layer_names()
         enc = None
         if kind == "ids":
             ids = tf1.placeholder(tf.int32, [None, None], name="input_ids")
-            enc = build_encoder(ids, config, frozen=frozen,
-                                dropout=layer_rate if layer_dropout else None, seed=seed)
-            pooled, inputs, present = enc.pooled, {"ids": ids}, names
+            if layer_dropout:  # the layers are built here so that their dropout is stateless
+                enc = build_encoder(ids, dataclasses.replace(config, num_layers=0), frozen=frozen, seed=seed)
+                pooled = _upper_layers(enc.sequence, enc.mask, config, 0, layer_rate, seed, frozen,
+                                       dropout_seed)
+            else:
+                enc = build_encoder(ids, config, frozen=frozen, seed=seed)
+                pooled = enc.pooled
+            inputs, present = {"ids": ids}, names
         elif kind == "sequence":
             width = config.embedding_size if first_layer == 0 else config.hidden_size
             seq = tf1.placeholder(tf.float32, [None, None, width], name="cached_sequence")
             lengths = tf1.placeholder(tf.int32, [None], name="lengths")
             mask = tf.sequence_mask(lengths, tf.shape(seq)[1], dtype=tf.float32)
             pooled = _upper_layers(seq, mask, config, first_layer,
-                                   layer_rate if layer_dropout else None, seed, frozen)
+                                   layer_rate if layer_dropout else None, seed, frozen, dropout_seed)
             inputs = {"sequence": seq, "lengths": lengths}
             present = [f"layer_{i}" for i in range(first_layer, config.num_layers)]
         else:
             pooled = tf1.placeholder(tf.float32, [None, config.pooled_size], name="cached_pooled")
             inputs, present = {"pooled": pooled}, []
-        logits = build_classifier(pooled, num_classes, dropout=dropout, scope=HEAD, seed=seed)
+        logits = build_classifier(_dropout(pooled, dropout, dropout_seed, 0), num_classes, scope=HEAD,
+                                  seed=seed)
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
         probs = tf.nn.softmax(logits)
     return _Model(graph=graph, kind=kind, inputs=inputs, labels=labels, dropout=dropout,
                   layer_dropout=layer_rate, learning_rate=learning_rate, logits=logits, probs=probs,
-                  loss=loss, layer_names=present, encoder=enc)
+                  loss=loss, layer_names=present, dropout_seed=dropout_seed, encoder=enc)
 
 
 class _Feeder:
@@ -347,6 +373,111 @@ class _RunResult:
     trained_variables: List[str]
     cache: Dict[str, Any]
     timings: Dict[str, float]
+    resumed_from: Optional[int] = None  # epochs restored from a checkpoint (None: trained from the start)
+
+
+# ---------------------------------------------------------------- checkpoints (resume)
+
+_CKPT_FILE = re.compile(r"epoch-\d+\.ckpt[._-]")  # our checkpoint files and TF's temporaries of them
+_CHECKPOINT_FIX = "delete the directory (or pass another --checkpoint-dir) to start over"
+
+
+class _Checkpoints:
+    """Per-epoch checkpoints of one training run in `directory`, committed by state.json.
+
+    After epoch k: a Saver checkpoint `epoch-k.ckpt` of every variable of the graph (weights,
+    Adam slots and beta powers), then state.json, written atomically and last, naming it, the
+    best epoch's checkpoint (whose trained variables are the best weights), the sha256 of their
+    files and the loop's state (step, early stopping, history). A crash at any point leaves the
+    previous state.json and the files it names intact; files no state.json names are leftovers
+    of an interrupted save and are removed. A damaged state.json or checkpoint file is one
+    InputError, never a silent fresh start. A finished run keeps only the best checkpoint.
+    """
+
+    def __init__(self, directory: str, saver, trained_names: Sequence[str]):
+        self.directory, self.saver, self.trained_names = directory, saver, list(trained_names)
+        self.path = os.path.join(directory, STATE_JSON)
+        self.files: Dict[str, str] = {}  # file name -> sha256 of the files the state names
+
+    def load(self) -> Optional[Dict[str, Any]]:
+        """The committed state, its files verified; None before the first epoch's commit."""
+        os.makedirs(self.directory, exist_ok=True)
+        if not os.path.exists(self.path):
+            self._clean()
+            return None
+        path, state = export_lib.read_descriptor(self.directory, STATE_JSON, "a transfer checkpoint state",
+                                                 _CHECKPOINT_FIX, error=InputError)
+        try:
+            if state["format_version"] != CHECKPOINT_FORMAT_VERSION:
+                raise ValueError(f"format_version {state['format_version']!r}")
+            files = {str(k): str(v) for k, v in dict(state["files"]).items()}
+            for key in ("epoch", "step", "best_epoch", "epochs_since_best"):
+                int(state[key])
+            float(state["best_dev_accuracy"])
+            bool(state["finished"])
+            list(state["history"])
+            for key in ("checkpoint", "best_checkpoint"):
+                if not any(name.startswith(str(state[key]) + ".") for name in files):
+                    raise ValueError(f"{key} {state[key]!r} has no files")
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"{path}: incomplete or edited ({e}); {_CHECKPOINT_FIX}") from None
+        export_lib.check_file_names(files, path, error=InputError)
+        export_lib.verify_files(self.directory, files, "transfer checkpoint", _CHECKPOINT_FIX, error=InputError)
+        self.files = files
+        self._clean()
+        return state
+
+    def restore(self, sess, state: Mapping[str, Any]) -> Dict[str, np.ndarray]:
+        """Restores the state's checkpoint into `sess`; returns the best epoch's trained values."""
+        try:
+            with sess.graph.as_default():  # outside a graph, Saver calls run eagerly
+                self.saver.restore(sess, os.path.join(self.directory, state["checkpoint"]))
+            reader = tf1.train.NewCheckpointReader(os.path.join(self.directory, state["best_checkpoint"]))
+            return {name: reader.get_tensor(name) for name in self.trained_names}
+        except Exception as e:  # TF raises several error types for a checkpoint of another graph
+            first = (str(getattr(e, "message", e)).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise InputError(f"{self.directory}: cannot restore the checkpoint {state['checkpoint']} "
+                             f"({first}); {_CHECKPOINT_FIX}") from None
+
+    def save(self, sess, state: Dict[str, Any]) -> None:
+        """Writes epoch state["epoch"]'s checkpoint (unless a finished run does not need it),
+        then commits `state` (+ checkpoint names and digests) and removes what it no longer names."""
+        epoch, best_epoch = int(state["epoch"]), int(state["best_epoch"])
+        prefix, best = f"epoch-{epoch}.ckpt", f"epoch-{best_epoch}.ckpt"
+        if state["finished"]:
+            prefix = best  # only the best weights are needed from now on
+        if prefix == f"epoch-{epoch}.ckpt":
+            with sess.graph.as_default():
+                self.saver.save(sess, os.path.join(self.directory, prefix), write_meta_graph=False,
+                                write_state=False)
+        try:
+            names = os.listdir(self.directory)
+            files = {}
+            for p in sorted({prefix, best}):
+                pattern = re.compile(re.escape(p) + r"\.(index|data-\d+-of-\d+)")
+                for name in sorted(n for n in names if pattern.fullmatch(n)):
+                    files[name] = self.files.get(name) or export_lib.sha256_file(os.path.join(self.directory, name))
+            state = dict(state, format_version=CHECKPOINT_FORMAT_VERSION, checkpoint=prefix,
+                         best_checkpoint=best, files=files)
+            _write_json_atomic(self.path, state)
+            self.files = files
+            self._clean()
+        except OSError as e:
+            raise InputError(f"{self.directory}: cannot write the checkpoint ({e.strerror or e}); free "
+                             "some space or pass another --checkpoint-dir") from None
+
+    def _clean(self) -> None:
+        """Removes checkpoint files the state does not name and temporary state files."""
+        for name in os.listdir(self.directory):
+            if name in self.files:
+                continue
+            if _CKPT_FILE.match(name) or name.startswith(STATE_JSON + ".tmp-") or \
+                    name.startswith(RUN_JSON + ".tmp-"):
+                path = os.path.join(self.directory, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)
 
 
 def _frozen_prefix(frozen_layers: Sequence[str], names: Sequence[str]) -> int:
@@ -373,8 +504,10 @@ def _restore_into(model_graph, values, layers, settings, source, vocab, source_v
 def _train_run(label: str, data: Dict[str, _Encoded], config: ModelConfig, num_classes: int,
                values: Optional[Dict[str, np.ndarray]], transferred: Sequence[str],
                frozen_layers: Sequence[str], settings: TransferConfig, vocab=None, source_vocab=None,
-               source: Optional[str] = None, log: Callable[[str], None] = lambda s: None) -> _RunResult:
-    """Builds, restores, (caches), trains with early stopping, evaluates one configuration."""
+               source: Optional[str] = None, log: Callable[[str], None] = lambda s: None,
+               checkpoint_dir: Optional[str] = None) -> _RunResult:
+    """Builds, restores, (caches), trains with early stopping, evaluates one configuration;
+    with `checkpoint_dir`, checkpoints every epoch and resumes from the last one there."""
     t_start = time.perf_counter()
     names = config.layer_names()
     frozen_layers = [n for n in names if n in set(frozen_layers)]
@@ -481,6 +614,8 @@ def _train_run(label: str, data: Dict[str, _Encoded], config: ModelConfig, num_c
         trained = _unique_vars(v for vs in train.var_lists for v in vs)
         snapshot = Assigner(trained, model.graph, name="best_weights")
         everything = Assigner(model_vars, model.graph, name="model_values")
+        # every variable, Adam's slots and beta powers included: a resumed step is the same step
+        saver = tf1.train.Saver(var_list=tf1.global_variables(), max_to_keep=None) if checkpoint_dir else None
         init_all = tf1.global_variables_initializer()
     model.graph.finalize()
     trained_names = [strip_suffix(v.name) for v in trained]
@@ -491,21 +626,36 @@ def _train_run(label: str, data: Dict[str, _Encoded], config: ModelConfig, num_c
 
     sess = _session(model.graph)
     epochs: List[Dict[str, Any]] = []
+    prefix = f"[{label}] " if label else ""
     try:
-        sess.run(init_all)
-        if init_model:
-            init_model(sess)
         train_data = feeders["train"]
         n = len(train_data.data)
         steps_per_epoch = max(1, -(-n // settings.batch_size))
         total_steps = steps_per_epoch * settings.epochs
-        rng = np.random.default_rng(seed)
         best, best_epoch, best_values, since_best = -1.0, 0, None, 0
-        step = 0
+        step, start, finished, resumed_from = 0, 0, False, None
+        checkpoints = _Checkpoints(checkpoint_dir, saver, trained_names) if checkpoint_dir else None
+        state = checkpoints.load() if checkpoints else None
+        if state is None:
+            sess.run(init_all)
+            if init_model:
+                init_model(sess)
+        else:
+            best_values = checkpoints.restore(sess, state)
+            start = resumed_from = int(state["epoch"])
+            step, finished = int(state["step"]), bool(state["finished"])
+            best, best_epoch = float(state["best_dev_accuracy"]), int(state["best_epoch"])
+            since_best, epochs = int(state["epochs_since_best"]), list(state["history"])
+            if finished:
+                log(f"{prefix}{checkpoint_dir}: this run finished at epoch {start} (best dev accuracy "
+                    f"{best:.4f} at epoch {best_epoch}); evaluating its best weights, no training")
+            else:
+                log(f"{prefix}resumed from epoch {start} ({checkpoint_dir})")
         train_seconds = 0.0
-        for epoch in range(settings.epochs):
+        for epoch in range(start, 0 if finished else settings.epochs):
             t0 = time.perf_counter()
             stage = min(epoch, len(train.stages) - 1)
+            rng = np.random.default_rng([seed, epoch])  # the epoch's order depends on nothing else
             order = rng.permutation(n)
             batches = [order[i:i + settings.batch_size] for i in range(0, n, settings.batch_size)]
             if settings.bucket:
@@ -517,7 +667,7 @@ def _train_run(label: str, data: Dict[str, _Encoded], config: ModelConfig, num_c
                     lr *= freezing.slanted_triangular(step, total_steps, settings.cut_frac, settings.ratio)
                 feed = train_data.feed(model, idx)
                 feed.update({model.labels: train_data.data.labels[idx], model.learning_rate: lr,
-                             model.dropout: settings.dropout})
+                             model.dropout: settings.dropout, model.dropout_seed: [seed, step]})
                 if settings.layer_dropout > 0:
                     feed[model.layer_dropout] = settings.layer_dropout
                 loss, _ = sess.run([model.loss, train.stages[stage]], feed_dict=feed)
@@ -540,7 +690,13 @@ def _train_run(label: str, data: Dict[str, _Encoded], config: ModelConfig, num_c
                 best, best_epoch, best_values, since_best = dev_acc, epoch + 1, snapshot.get(sess), 0
             else:
                 since_best += 1
-            if settings.patience and all_unfrozen and since_best >= settings.patience:
+            stop = bool(settings.patience and all_unfrozen and since_best >= settings.patience)
+            if checkpoints:
+                checkpoints.save(sess, {"epoch": epoch + 1, "step": step,
+                                        "finished": stop or epoch + 1 == settings.epochs,
+                                        "best_dev_accuracy": best, "best_epoch": best_epoch,
+                                        "epochs_since_best": since_best, "history": epochs})
+            if stop:
                 break
         timings["train_seconds"] = train_seconds
         snapshot.set(sess, best_values)
@@ -561,7 +717,8 @@ def _train_run(label: str, data: Dict[str, _Encoded], config: ModelConfig, num_c
                       best_epoch=best_epoch, dev_accuracy=best, dev_predictions=dev_probs.argmax(-1),
                       test_probs=test_probs, values=values_out, report=report,
                       frozen_variables=frozen_names, trained_variables=trained_names,
-                      cache=cache_info, timings={k: round(v, 3) for k, v in timings.items()})
+                      cache=cache_info, timings={k: round(v, 3) for k, v in timings.items()},
+                      resumed_from=resumed_from)
 
 
 def _unique_vars(variables) -> List:
@@ -615,6 +772,7 @@ class TransferResult:
     values: Dict[str, np.ndarray]  # every model variable (encoder + head), name -> value
     auto: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # freeze=auto table
     chosen: str = ""  # freeze=auto: the label of the configuration kept
+    checkpoint: Dict[str, Any] = dataclasses.field(default_factory=dict)  # dir, resumed_from_epoch
 
     def to_dict(self) -> Dict[str, Any]:
         """The metrics JSON (`--json`): no weights."""
@@ -630,6 +788,7 @@ class TransferResult:
             "frozen": self.frozen,
             "auto": self.auto,
             "chosen": self.chosen,
+            "checkpoint": self.checkpoint or None,
             "settings": self.settings.to_dict(),
             "model_config": self.config.to_dict(),
             "label_names": self.label_names,
@@ -653,7 +812,8 @@ def _candidates(names: Sequence[str]) -> List[Tuple[str, List[str], List[str]]]:
 
 def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
               model_config: Optional[ModelConfig] = None, train_size: Optional[int] = None,
-              log: Optional[Callable[[str], None]] = None) -> TransferResult:
+              log: Optional[Callable[[str], None]] = None,
+              checkpoint_dir: Optional[str] = None) -> TransferResult:
     """Trains a task model from an export (or from random weights) and evaluates it.
 
     Args:
@@ -665,6 +825,12 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
         export the export's config is used and passing one is an error.
       train_size: draw a stratified, seeded subsample of this many training examples.
       log: called with one line per epoch and notes (the CLI prints them).
+      checkpoint_dir: checkpoint after every epoch here (`run.json`, `state.json`,
+        `epoch-N.ckpt.*`; with freeze="auto" one subdirectory per candidate). Calling again with
+        the same arguments resumes from the last completed epoch and returns the result an
+        uninterrupted call would (same weights, metrics and history); a finished run is
+        evaluated again from its best checkpoint, not retrained. Other settings, data or
+        export in the same directory raise ConfigError naming what differs.
 
     Returns:
       TransferResult.
@@ -711,6 +877,9 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                 f"{len(vocab) - len(pretrained.vocab)} new task words")
         source_vocab = pretrained.vocab
     timings["load_seconds"] = time.perf_counter() - t0
+    if checkpoint_dir is not None:
+        checkpoint_dir = os.fspath(checkpoint_dir)
+        _check_run_dir(checkpoint_dir, _run_spec(task, pretrained, config, settings, train_size))
 
     t0 = time.perf_counter()
     data = {"train": _encode(task.train.texts, task.train.labels, tokenizer, vocab, config.max_length),
@@ -723,7 +892,8 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
     names = config.layer_names()
     num_classes = len(task.label_names)
     run_args = dict(data=data, config=config, num_classes=num_classes, values=values,
-                    settings=settings, vocab=vocab, source_vocab=source_vocab, source=source, log=log)
+                    settings=settings, vocab=vocab, source_vocab=source_vocab, source=source, log=log,
+                    checkpoint_dir=checkpoint_dir)
     auto_rows: List[Dict[str, Any]] = []
     chosen = ""
     if pretrained is None:
@@ -745,6 +915,8 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                 transferred = [n for n in transferred if n in available]
                 if any(n not in transferred for n in frozen):
                     continue  # freezing layers that are not transferred would freeze random weights
+                if checkpoint_dir is not None:  # one run directory per candidate
+                    run_args["checkpoint_dir"] = os.path.join(checkpoint_dir, label.replace(" ", "-"))
                 r = _train_run(label, transferred=transferred, frozen_layers=frozen, **run_args)
                 runs.append(r)
                 auto_rows.append({"candidate": label, "transferred": transferred, "frozen": frozen,
@@ -780,7 +952,62 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                           vocab=vocab, tokenizer=tokenizer, pretrained=source, settings=settings,
                           metrics=metrics, epochs=run.epochs, report=run.report,
                           frozen=run.frozen_variables, cache=run.cache, timings=timings,
-                          values=run.values, auto=auto_rows, chosen=chosen)
+                          values=run.values, auto=auto_rows, chosen=chosen,
+                          checkpoint={"dir": checkpoint_dir, "resumed_from_epoch": run.resumed_from}
+                          if checkpoint_dir is not None else {})
+
+
+def _run_spec(task, pretrained, config: ModelConfig, settings: TransferConfig,
+              train_size: Optional[int]) -> Dict[str, Any]:
+    """What decides a transfer run's result: a checkpoint directory holds one such run."""
+    data = hashlib.sha256()
+    for split in (task.train, task.dev, task.test):
+        data.update(json.dumps([list(split.texts), np.asarray(split.labels).tolist()]).encode("utf-8"))
+    export = None
+    if pretrained is not None:
+        files = json.dumps(pretrained.manifest.get("files", {}), sort_keys=True).encode("utf-8")
+        export = hashlib.sha256(files).hexdigest()[:16]
+    return {"kind": "transfer", "format_version": CHECKPOINT_FORMAT_VERSION, "task": task.name,
+            "label_names": list(task.label_names), "data": data.hexdigest()[:16], "train_size": train_size,
+            "pretrained": export, "model_config": config.to_dict(), "settings": settings.to_dict()}
+
+
+_SPEC_NOTES = {"data": "the training, dev or test texts or labels differ",
+               "pretrained": "another export, or none instead of one or the reverse"}
+
+
+def _spec_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> List[str]:
+    """'key (old -> new)' for every difference; settings are named by their own keys."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _spec_diff(a, b, "" if key == "settings" else f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key} ({_SPEC_NOTES.get(key) or f'{a!r} -> {b!r}'})")
+    return out
+
+
+def _check_run_dir(directory: str, spec: Mapping[str, Any]) -> None:
+    """Refuses a directory holding another run; records `spec` in a new one."""
+    path = os.path.join(directory, RUN_JSON)
+    if os.path.exists(path):
+        _, old = export_lib.read_descriptor(directory, RUN_JSON, "a transfer checkpoint directory",
+                                            _CHECKPOINT_FIX, error=InputError)
+        if old.get("kind") != "transfer":
+            raise InputError(f"{path}: not written by `auxpretrain transfer` (another command's run "
+                             "directory?); pass another --checkpoint-dir")
+        diff = _spec_diff(old, spec)
+        if diff:
+            raise ConfigError(f"{directory} holds a transfer run with other settings ({'; '.join(diff)}); "
+                              "use another --checkpoint-dir, or the same settings to resume")
+        return
+    try:
+        os.makedirs(directory, exist_ok=True)
+        _write_json_atomic(path, dict(spec))
+    except OSError as e:
+        raise InputError(f"{directory}: cannot write checkpoints there ({e.strerror or e}); "
+                         "pass another --checkpoint-dir") from None
 
 
 def _check_export_config(export) -> None:
