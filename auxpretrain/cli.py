@@ -127,7 +127,10 @@ def _add_pretrain(sub) -> None:
         "pretrain", help="pretrain an encoder on the auxiliary task and export it",
         description="Pretrain an encoder on unlabeled text (real sentences are good, corrupted "
                     "copies are bad) and write OUT/export/, the transferable collection. Rerunning "
-                    "the same command on the same --out resumes from the last checkpoint.")
+                    "the same command on the same --out resumes from the last checkpoint. With "
+                    "TF_CONFIG set, runs as one task (chief, worker or ps) of a TensorFlow cluster: "
+                    "every task runs the same command; only the chief writes --out (README: "
+                    "Training on a cluster).")
     p.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
                    help="text files or globs (.txt .gz .bz2, one paragraph or sentence a line), "
                         ".jsonl/.csv/.parquet with --text-column, or hf:NAME[:CONFIG[:SPLIT]]")
@@ -162,6 +165,9 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, help=f"default {d.checkpoint_every}")
     p.add_argument("--patience", type=int, help="early stop after N evaluations without improvement")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--wait-for-workers", type=float, default=300.0, metavar="SECONDS",
+                   help="cluster runs (TF_CONFIG): how long the chief waits at the end for the other "
+                        "workers to finish before it exports and stops the ps tasks (default 300)")
     p.set_defaults(func=_run_pretrain)
 
 
@@ -182,9 +188,11 @@ def _parse_weights(text: str, flag: str) -> dict:
 
 
 def _run_pretrain(args) -> int:
+    from auxpretrain.cluster import task_from_environ
     from auxpretrain.config import CorruptionConfig, ModelConfig, PretrainConfig, load_json_config
     from auxpretrain.errors import ConfigError
 
+    task = task_from_environ()  # a bad TF_CONFIG fails here, before anything is read
     file_cfg = load_json_config(args.config) if args.config else {}
     unknown = sorted(set(file_cfg) - {"model", "pretrain", "corruption"})
     if unknown:
@@ -214,6 +222,15 @@ def _run_pretrain(args) -> int:
     pretrain_config = PretrainConfig.from_dict(pre, where=f"{where}: pretrain")
     corruption = CorruptionConfig.from_dict(cor, where=f"{where}: corruption")
     ModelConfig.from_dict(dict(model, vocab_size=3), where=f"{where}: model")  # fail before reading
+    if task is not None:
+        from auxpretrain.cluster import run_task
+
+        run_task(task, args.corpus, args.out, model, pretrain_config, corruption,
+                 text_column=args.text_column, lowercase=not args.no_lowercase,
+                 min_count=args.min_count, max_vocab=args.max_vocab,
+                 init_embeddings=args.init_embeddings, wait_for_workers=args.wait_for_workers,
+                 log=lambda line: print(line, flush=True))
+        return 0
     from auxpretrain.training import pretrain
 
     pretrain(args.corpus, args.out, model, pretrain_config, corruption,
@@ -347,6 +364,11 @@ def _add_transfer(sub) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="save the fine-tuned model here (load_model(DIR).predict(texts))")
     out.add_argument("--json", metavar="FILE", help="write the metrics, the restore report and timings as JSON")
+    out.add_argument("--checkpoint-dir", metavar="DIR",
+                     help="checkpoint after every epoch into DIR; rerunning the same command resumes from "
+                          "the last completed epoch with the same result as an uninterrupted run (a "
+                          "finished run is evaluated again, not retrained); other settings in the same "
+                          "DIR are refused. Not --out, nor inside it")
     p.set_defaults(func=_run_transfer)
 
 
@@ -370,6 +392,11 @@ def _run_transfer(args) -> int:
         raise ConfigError("--model-config applies to --pretrained none; an export brings its own architecture")
     if args.train_size is not None and args.train_size < 1:
         raise ConfigError(f"--train-size must be >= 1, got {args.train_size}")
+    if args.checkpoint_dir and args.out:
+        checkpoints, out = os.path.abspath(args.checkpoint_dir), os.path.abspath(args.out)
+        if checkpoints == out or checkpoints.startswith(out + os.sep):
+            raise ConfigError("--checkpoint-dir must be outside --out: saving the model replaces the "
+                              "--out directory as a whole")
     layers = None
     if args.layers is not None:
         spec = args.layers.strip()
@@ -416,7 +443,8 @@ def _run_transfer(args) -> int:
 
     try:
         result = transfer.fine_tune(task, pretrained, settings, model_config=model_config,
-                                    train_size=args.train_size, log=lambda line: print(line, flush=True))
+                                    train_size=args.train_size, log=lambda line: print(line, flush=True),
+                                    checkpoint_dir=args.checkpoint_dir)
     except tf.errors.OpError as e:
         first = (str(getattr(e, "message", e)).strip().splitlines() or [type(e).__name__])[0]
         return _error(f"TensorFlow failed during training ({type(e).__name__}: {first[:200]})")

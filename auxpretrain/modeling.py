@@ -51,18 +51,22 @@ sequence: float32 [batch, time, width], output of the top layer (zero at padding
 pooled: float32 [batch, config.pooled_size], the sentence vector.
 layers: dict layer name -> float32 [batch, time, width] output of that layer, bottom first.
 mask: float32 [batch, time], 1.0 at real tokens, 0.0 at padding.
-embedding_table: the `embedding/table` variable, [vocab_size, embedding_size].
+embedding_table: the `embedding/table` variable, [vocab_size, embedding_size] (a
+  PartitionedVariable when built with a partitioner).
 """
 
 _ACTIVATIONS = {"tanh": tf.tanh, "relu": tf.nn.relu}
 
 
-def _variable(name, shape, initializer, trainable, collections_extra=()):
+def _variable(name, shape, initializer, trainable, collections_extra=(), partitioner=None):
     var = tf1.get_variable(name, shape=shape, dtype=tf.float32, initializer=initializer,
-                           trainable=trainable)
-    for key in collections_extra:
-        if var not in tf1.get_collection(key):
-            tf1.add_to_collection(key, var)
+                           trainable=trainable, partitioner=partitioner)
+    # a partitioned variable goes into the collections as its parts (real Variables, which
+    # MetaGraphDefs can serialise): embedding/table/part_0, part_1, ...
+    for part in ([var] if partitioner is None else list(var)):
+        for key in collections_extra:
+            if part not in tf1.get_collection(key):
+                tf1.add_to_collection(key, part)
     return var
 
 
@@ -92,6 +96,7 @@ def build_encoder(
     dropout=None,
     extra_collections=(TRANSFERABLE_VARIABLES,),
     seed: Optional[int] = None,
+    partitioner=None,
 ) -> EncoderOutputs:
     """Builds embedding -> `config.num_layers` convolutions -> pooled sentence vector.
 
@@ -107,6 +112,10 @@ def build_encoder(
       extra_collections: collections for every encoder variable; by default the
         transferable collection (seeds/000). The head is never in it.
       seed: op-level seed for the initialisers (the graph seed also applies).
+      partitioner: optional variable partitioner for `embedding/table` only, e.g.
+        `tf1.fixed_size_partitioner(num_ps)` to shard it over parameter servers; the table
+        is then a PartitionedVariable (its parts are in `extra_collections`). None: one
+        variable, as always.
 
     Returns:
       EncoderOutputs.
@@ -126,7 +135,8 @@ def build_encoder(
         table = _variable(
             "table", [config.vocab_size, config.embedding_size],
             tf1.random_uniform_initializer(-0.05, 0.05, seed=_seed(0)),
-            trainable="embedding" not in frozen, collections_extra=extra_collections)
+            trainable="embedding" not in frozen, collections_extra=extra_collections,
+            partitioner=partitioner)
     embedded = tf.nn.embedding_lookup(table, input_ids) * mask3
     if stop_gradient_at == "embedding":
         embedded = tf.stop_gradient(embedded)

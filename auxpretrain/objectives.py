@@ -26,13 +26,15 @@ tf1 = tf.compat.v1
 
 PretrainModel = collections.namedtuple(
     "PretrainModel", ["inputs", "loss", "losses", "sentence_logits", "token_logits", "encoder",
-                      "context_sum"])
+                      "context_sum", "context_table"])
 PretrainModel.__doc__ = """What `build_pretrain_model` returns.
 
 loss: weighted sum of the objectives other than `context` (trained with Adam).
 losses: objective name -> scalar mean loss (for reporting).
 context_sum: weighted sum over pairs of the context loss, or None; trained as word2vec
   trains (plain SGD on per-pair losses), because Adam on a mean loss barely moves rare rows.
+context_table: the context objective's output vectors `context/output_table` [vocab, dim]
+  (a PartitionedVariable when built with a partitioner), or None.
 """
 
 # name -> (dtype, shape) of every input of a pretraining batch
@@ -48,7 +50,7 @@ INPUT_SPECS = collections.OrderedDict([
 
 def build_pretrain_model(inputs: Mapping[str, tf.Tensor], config: ModelConfig,
                          objectives: Mapping[str, float], embedding_from_context_only: bool,
-                         seed: int = 0) -> PretrainModel:
+                         seed: int = 0, partitioner=None) -> PretrainModel:
     """Builds encoder, heads and the weighted sum of the objectives' losses.
 
     Args:
@@ -57,6 +59,8 @@ def build_pretrain_model(inputs: Mapping[str, tf.Tensor], config: ModelConfig,
       objectives: objective name -> loss weight.
       embedding_from_context_only: when the context objective is on, stop the other
         objectives' gradients at the embedding (they train the layers above it).
+      partitioner: optional partitioner of the two [vocab, dim] tables (`embedding/table`,
+        `context/output_table`), e.g. to shard them over parameter servers; None: unsharded.
 
     Returns:
       PretrainModel; losses maps objective name -> scalar loss (unweighted).
@@ -65,7 +69,7 @@ def build_pretrain_model(inputs: Mapping[str, tf.Tensor], config: ModelConfig,
     batch = tf.shape(good)[0]
     stop = "embedding" if (embedding_from_context_only and "context" in objectives) else None
     both = tf.concat([good, bad], axis=0)  # [2*batch, time]
-    encoder = build_encoder(both, config, stop_gradient_at=stop, seed=seed)
+    encoder = build_encoder(both, config, stop_gradient_at=stop, seed=seed, partitioner=partitioner)
     losses = {}
     sentence_logits = token_logits = None
     if "sentence" in objectives or "ranking" in objectives:
@@ -89,28 +93,29 @@ def build_pretrain_model(inputs: Mapping[str, tf.Tensor], config: ModelConfig,
             # token logits read as "this window is original"; rank good over bad where edited
             hinge = tf.nn.relu(1.0 - good_tok + bad_tok) * changed
             losses["window"] = tf.reduce_sum(hinge) / tf.maximum(tf.reduce_sum(changed), 1.0)
-    context_sum = None
+    context_sum = context_table = None
     if "context" in objectives:
-        per_pair = _context_loss(encoder.embedding_table, inputs, config)
+        per_pair, context_table = _context_loss(encoder.embedding_table, inputs, config, partitioner)
         # a batch may yield no pair (all words subsampled away): loss 0, not NaN
         losses["context"] = tf.reduce_sum(per_pair) / tf.maximum(tf.cast(tf.size(per_pair), tf.float32), 1.0)
         context_sum = objectives["context"] * tf.reduce_sum(per_pair)
     others = [objectives[name] * value for name, value in sorted(losses.items()) if name != "context"]
     loss = tf.add_n(others) if others else tf.constant(0.0)
     return PretrainModel(inputs=inputs, loss=loss, losses=losses, sentence_logits=sentence_logits,
-                         token_logits=token_logits, encoder=encoder, context_sum=context_sum)
+                         token_logits=token_logits, encoder=encoder, context_sum=context_sum,
+                         context_table=context_table)
 
 
-def _context_loss(table, inputs, config: ModelConfig):
-    """word2vec's negative-sampling loss per pair, float32 [pairs]; input vectors are the
-    encoder's embedding table."""
+def _context_loss(table, inputs, config: ModelConfig, partitioner=None):
+    """word2vec's negative-sampling loss per pair, float32 [pairs], and the output table;
+    input vectors are the encoder's embedding table."""
     with tf1.variable_scope("context"):
         # output vectors (word2vec's syn1neg); zero-initialised as word2vec does; not transferable
         output = tf1.get_variable("output_table", [config.vocab_size, config.embedding_size],
-                                  tf.float32, tf1.zeros_initializer())
+                                  tf.float32, tf1.zeros_initializer(), partitioner=partitioner)
     center = tf.nn.embedding_lookup(table, inputs["center"])  # [pairs, dim]
     real = tf.nn.embedding_lookup(output, inputs["context"])  # [pairs, dim]
     noise = tf.nn.embedding_lookup(output, inputs["negatives"])  # [pairs, k, dim]
     pos = tf.reduce_sum(center * real, axis=-1)
     neg = tf.einsum("pd,pkd->pk", center, noise)
-    return tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)
+    return tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1), output

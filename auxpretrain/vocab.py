@@ -10,10 +10,11 @@ This module must not import TensorFlow.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import itertools
 import os
-from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -21,6 +22,13 @@ from auxpretrain.errors import InputError
 
 PAD_ID = 0
 UNK_ID = 1
+
+# Distinct tokens a vocabulary count keeps in memory before pruning its rarest entries. A
+# Counter entry costs about 90 bytes in CPython (short str key + table slot), so 2M entries
+# bound counting at about 180 MB, below a pretraining run's TensorFlow footprint. It is 40x the
+# default --max-vocab (50,000), so pruning touches only tokens far below a capped vocabulary's
+# cut; text with fewer than 2M distinct tokens (the demo corpus has 50k) is counted exactly.
+DEFAULT_MAX_COUNT_ENTRIES = 2_000_000
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
@@ -77,13 +85,32 @@ class Vocabulary:
 
     @classmethod
     def build(cls, token_lists: Iterable[List[str]], min_count: int = 2,
-              max_size: Optional[int] = None) -> "Vocabulary":
+              max_size: Optional[int] = None,
+              max_count_entries: Optional[int] = DEFAULT_MAX_COUNT_ENTRIES,
+              log: Optional[Callable[[str], None]] = None) -> "Vocabulary":
         """Counts the tokens of `token_lists` (one pass, streaming) and keeps those seen at
-        least `min_count` times; `max_size` caps the whole vocabulary, specials included."""
-        counter: collections.Counter = collections.Counter()
-        for tokens in token_lists:
-            counter.update(tokens)
-        return cls.from_counts(counter, min_count=min_count, max_size=max_size)
+        least `min_count` times; `max_size` caps the whole vocabulary, specials included.
+
+        Counting memory is bounded by `max_count_entries` distinct tokens (see `count_tokens`);
+        below that bound the result is exactly the unbounded count's.
+        """
+        return cls.build_counted(token_lists, min_count, max_size, max_count_entries, log)[0]
+
+    @classmethod
+    def build_counted(cls, token_lists: Iterable[List[str]], min_count: int = 2,
+                      max_size: Optional[int] = None,
+                      max_count_entries: Optional[int] = DEFAULT_MAX_COUNT_ENTRIES,
+                      log: Optional[Callable[[str], None]] = None):
+        """`build`, returning (Vocabulary, CountReport)."""
+        counter, report = count_tokens(token_lists, max_count_entries, log)
+        vocab = cls.from_counts(counter, min_count=min_count, max_size=max_size)
+        del counter
+        # fresh copies of the kept words: CPython returns an arena of small objects to the
+        # system only when none of its objects is alive, and a few thousand survivors scattered
+        # over a counter of millions of words would keep most of its memory (~130 MB measured
+        # after a 2M-entry count) for the rest of the run
+        return cls([t.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
+                    for t in vocab.tokens], vocab.counts), report
 
     @classmethod
     def from_counts(cls, counts: Mapping[str, int], min_count: int = 2,
@@ -221,6 +248,60 @@ class Vocabulary:
             return cls(tokens, counts)
         except InputError as e:
             raise InputError(f"{path}: {e}") from None
+
+
+@dataclasses.dataclass
+class CountReport:
+    """What `count_tokens` did."""
+
+    distinct: int = 0  # distinct tokens in the counter at the end
+    prunes: int = 0  # times the counter was pruned (0: the count is exact)
+    threshold: int = 0  # last pruning threshold: tokens seen <= this often were dropped
+    dropped: int = 0  # entries dropped, over all prunings
+    peak_entries: int = 0  # most entries the counter held
+
+
+def count_tokens(token_lists: Iterable[List[str]],
+                 max_entries: Optional[int] = DEFAULT_MAX_COUNT_ENTRIES,
+                 log: Optional[Callable[[str], None]] = None):
+    """Token -> count over `token_lists` in bounded memory; returns (Counter, CountReport).
+
+    When the counter holds more than `max_entries` distinct tokens, word2vec's ReduceVocab
+    prunes it: entries counted at most `threshold` times are dropped and the threshold rises
+    by one, repeated until at most 3/4 of `max_entries` remain (so the O(entries) prunings
+    stay rare). While the bound is never hit the count is exact. After pruning, a token that
+    survives is undercounted by at most the sum of the thresholds applied (it lost at most
+    `threshold` counts each time it was dropped); frequent tokens (the ones a capped vocabulary
+    keeps) pass the threshold early and are exact or nearly so; rare ones may be missing.
+    `max_entries` None: no bound. `log` hears about each pruning.
+    """
+    if max_entries is not None and max_entries < 1:
+        raise InputError(f"max_count_entries must be >= 1, got {max_entries}")
+    counter: collections.Counter = collections.Counter()
+    report = CountReport()
+    if max_entries is None:
+        for tokens in token_lists:
+            counter.update(tokens)
+    else:
+        low = max(max_entries * 3 // 4, 1)
+        for tokens in token_lists:
+            counter.update(tokens)
+            if len(counter) > max_entries:
+                before = len(counter)
+                report.peak_entries = max(report.peak_entries, before)
+                while len(counter) > low:
+                    report.threshold += 1
+                    t = report.threshold
+                    counter = collections.Counter({w: c for w, c in counter.items() if c > t})
+                report.prunes += 1
+                report.dropped += before - len(counter)
+                if log is not None:
+                    log(f"vocabulary count: {before:,} distinct tokens > bound {max_entries:,}; dropped "
+                        f"those seen <= {report.threshold} times ({before - len(counter):,}), "
+                        f"{len(counter):,} left")
+    report.distinct = len(counter)
+    report.peak_entries = max(report.peak_entries, len(counter))
+    return counter, report
 
 
 def _raise_bad_token(tokens: Sequence) -> None:
