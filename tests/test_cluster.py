@@ -111,8 +111,6 @@ def test_tables_are_sharded_over_the_ps_tasks_and_exported_whole(tf1):
     """2 ps tasks + the chief as in-process servers: each table is split in row blocks over
     the ps tasks, checkpoint ops run on the chief, and the exported `embedding/table` (the
     parts concatenated) has, at row i, the vector the model looks up for word i."""
-    import tensorflow as tf
-
     from auxpretrain.cluster import ClusterTask, build_cluster_graph
     from auxpretrain.config import CorruptionConfig, ModelConfig, PretrainConfig
     from auxpretrain.training import BatchMaker, EncodedSentences
