@@ -24,8 +24,8 @@ PAD_ID = 0
 UNK_ID = 1
 
 # Distinct tokens a vocabulary count keeps in memory before pruning its rarest entries. A
-# Counter entry costs about 90 bytes in CPython (short str key + table slot), so 2M entries
-# bound counting at about 180 MB, below a pretraining run's TensorFlow footprint. It is 40x the
+# Counter entry costs about 100 bytes in CPython (short str key + table slot), so 2M entries
+# bound counting at about 200 MB, below a pretraining run's TensorFlow footprint. It is 40x the
 # default --max-vocab (50,000), so pruning touches only tokens far below a capped vocabulary's
 # cut; text with fewer than 2M distinct tokens (the demo corpus has 50k) is counted exactly.
 DEFAULT_MAX_COUNT_ENTRIES = 2_000_000
