@@ -553,8 +553,8 @@ def _chief_loop(task, session, raw, g: ClusterGraph, start, total_steps, maker, 
         + ", ".join(f"{k}={v:g}" for k, v in config.objectives.items()))
     model, inputs = built.model, built.inputs
     fetches = {"step": built.train_op, "loss": built.total_loss, "good": inputs["good"]}
-    history: List[Dict[str, Any]] = []
-    best, stale, step = None, 0, start
+    heldout = training._HeldoutTracker(model, inputs, heldout_batches, writer, total_steps, config.patience, log)
+    step = start
     tokens, steps, train_seconds = 0, 0, 0.0
     next_eval = (start // config.eval_every + 1) * config.eval_every
     try:
@@ -570,32 +570,18 @@ def _chief_loop(task, session, raw, g: ClusterGraph, start, total_steps, maker, 
             tokens += 2 * int(np.count_nonzero(out["good"]))
             if step >= next_eval or step >= total_steps:
                 next_eval = (step // config.eval_every + 1) * config.eval_every
-                metrics = training.evaluate(raw, model, inputs, heldout_batches)
-                history.append(dict(step=step, **metrics))
-                training._write_scalars(writer, step, metrics)
-                log(f"step {step}/{total_steps}: loss {out['loss']:.4f}, held-out "
-                    + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-                    + f", {tokens / max(train_seconds, 1e-9):,.0f} tokens/s on the chief")
-                key = metrics.get("pairwise_accuracy", -metrics.get("context_loss", 0.0))
-                if best is None or key > best:
-                    best, stale = key, 0
-                else:
-                    stale += 1
-                if config.patience and stale >= config.patience:
-                    log(f"early stop at step {step}: no held-out improvement in {stale} evaluations")
+                if heldout.check(raw, step, out["loss"],
+                                 f"{tokens / max(train_seconds, 1e-9):,.0f} tokens/s on the chief"):
                     break
         raw.run(g.set_stop)  # workers stop at their next step (without it, at total_steps)
         finished = _wait_for_workers(raw, g.take_done, task, wait_for_workers, log)
         step = int(raw.run(built.global_step))
-        if not history or history[-1]["step"] != step:
-            metrics = training.evaluate(raw, model, inputs, heldout_batches)
-            history.append(dict(step=step, **metrics))
-            training._write_scalars(writer, step, metrics)
+        final = heldout.finish(raw, step)
         values = raw.run(g.export_tensors)
         pooled = training._pooled_on(raw, model, inputs, heldout_batches)
     finally:
         session.close()  # the CheckpointSaverHook saves the last step
-    final = history[-1]
+    history = heldout.history
     throughput = tokens / max(train_seconds, 1e-9) if tokens else None
     summary = {
         "steps": step, "total_steps": total_steps, "resumed_from": start,

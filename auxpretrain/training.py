@@ -756,8 +756,8 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
         tokens = pairs_seen = 0
         train_seconds = 0.0
         last_ckpt_time = time.time()
-        best, stale, step = None, 0, start
-        history = []
+        step = start
+        heldout = _HeldoutTracker(model, inputs, heldout_batches, writer, total_steps, config.patience, log)
         fetches = {"train": train_op, "loss": total_loss, "good": inputs["good"], "center": inputs["center"]}
         while step < total_steps:
             t0 = time.perf_counter()
@@ -776,19 +776,7 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
                 bar.update(1)
                 bar.set_postfix(loss=f"{out['loss']:.3f}", tok_s=f"{tokens / max(train_seconds, 1e-9):,.0f}")
             if step % config.eval_every == 0 or step == total_steps:
-                metrics = evaluate(sess, model, inputs, heldout_batches)
-                history.append(dict(step=step, **metrics))
-                _write_scalars(writer, step, metrics)
-                log(f"step {step}/{total_steps}: loss {out['loss']:.4f}, held-out "
-                    + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-                    + f", {tokens / max(train_seconds, 1e-9):,.0f} tokens/s")
-                key = metrics.get("pairwise_accuracy", -metrics.get("context_loss", 0.0))
-                if best is None or key > best:
-                    best, stale = key, 0
-                else:
-                    stale += 1
-                if config.patience and stale >= config.patience:
-                    log(f"early stop at step {step}: no held-out improvement in {stale} evaluations")
+                if heldout.check(sess, step, out["loss"], f"{tokens / max(train_seconds, 1e-9):,.0f} tokens/s"):
                     saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
                     break
             if step % config.checkpoint_every == 0 or \
@@ -797,12 +785,10 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
                 last_ckpt_time = time.time()
         if bar is not None:
             bar.close()
-        if not history or history[-1]["step"] != step:
-            metrics = evaluate(sess, model, inputs, heldout_batches)
-            history.append(dict(step=step, **metrics))
+        final = heldout.finish(sess, step, scalars=False)
+        history = heldout.history
         saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
         writer.close()
-        final = history[-1]
         values = {strip_suffix(v.name): value for v, value in zip(transferable, sess.run(transferable))}
         pooled = _pooled_on(sess, model, inputs, heldout_batches)
     act = activation_stats(pooled, model_config.activation)
@@ -985,6 +971,48 @@ def _write_run_export(out_dir: str, values: Mapping[str, np.ndarray], summary: D
 
 def _fmt(metrics: Mapping[str, Any]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "step")
+
+
+class _HeldoutTracker:
+    """Held-out evaluation during pretraining (single process and cluster chief): the history,
+    TensorBoard scalars, the log line, and early stopping on pairwise accuracy (the context
+    loss when there is no sentence-level objective) after `patience` evaluations without gain."""
+
+    def __init__(self, model, inputs, batches, writer, total_steps: int, patience: int,
+                 log: Callable[[str], None]):
+        self.model, self.inputs, self.batches, self.writer = model, inputs, batches, writer
+        self.total_steps, self.patience, self.log = total_steps, patience, log
+        self.history: List[Dict[str, Any]] = []
+        self.best: Optional[float] = None
+        self.stale = 0
+
+    def _evaluate(self, sess, step: int, scalars: bool = True) -> Dict[str, float]:
+        metrics = evaluate(sess, self.model, self.inputs, self.batches)
+        self.history.append(dict(step=step, **metrics))
+        if scalars:
+            _write_scalars(self.writer, step, metrics)
+        return metrics
+
+    def check(self, sess, step: int, loss: float, speed: str) -> bool:
+        """Evaluates and logs at `step`; True when training should stop early."""
+        metrics = self._evaluate(sess, step)
+        self.log(f"step {step}/{self.total_steps}: loss {loss:.4f}, held-out "
+                 + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f", {speed}")
+        key = metrics.get("pairwise_accuracy", -metrics.get("context_loss", 0.0))
+        if self.best is None or key > self.best:
+            self.best, self.stale = key, 0
+        else:
+            self.stale += 1
+        if self.patience and self.stale >= self.patience:
+            self.log(f"early stop at step {step}: no held-out improvement in {self.stale} evaluations")
+            return True
+        return False
+
+    def finish(self, sess, step: int, scalars: bool = True) -> Dict[str, Any]:
+        """The final held-out metrics (evaluated now unless `step` already was)."""
+        if not self.history or self.history[-1]["step"] != step:
+            self._evaluate(sess, step, scalars)
+        return self.history[-1]
 
 
 def _write_scalars(writer, step: int, metrics: Mapping[str, float]) -> None:
