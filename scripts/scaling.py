@@ -318,6 +318,9 @@ def main(argv=None) -> int:
     mb = lambda v: f"{v:,.0f}"  # noqa: E731
     print("\nCorpus size (default model and vocabulary cap, --max-steps "
           f"{args.max_steps}; times under contention, see load averages in scaling.json):\n")
+    rss_column = ("peak RSS: prepare / training / whole run", lambda r: f"{mb(r['peak_rss_prepare_mb'])} / "
+                  f"{mb(r['peak_rss_train_mb'])} / {mb(r['peak_rss_mb'])} MB")
+    step_column = ("s / step", lambda r: f"{r['seconds_per_step']:.3f}")
     rows = [dict(results["sizes"][str(s)], input=results["input"].get(str(s), {})) for s in sizes]
     print(table(rows, [
         ("corpus", lambda r: f"{r['corpus_mb']:.0f} MB"),
@@ -327,9 +330,8 @@ def main(argv=None) -> int:
         ("distinct words counted (prunings)", lambda r: f"{r['counted_distinct_peak'] or 0:,} ({r['count_prunes']})"),
         ("prepare (count + encode)", lambda r: f"{r['prepare_seconds']:,.0f} s"),
         ("prepare on resume", lambda r: f"{r['resume']['prepare_seconds']:,.1f} s"),
-        ("peak RSS: prepare / training / whole run", lambda r: f"{mb(r['peak_rss_prepare_mb'])} / "
-         f"{mb(r['peak_rss_train_mb'])} / {mb(r['peak_rss_mb'])} MB"),
-        ("s / step", lambda r: f"{r['seconds_per_step']:.3f}"),
+        rss_column,
+        step_column,
         ("batch read: disk / memory / memory before", lambda r: (
             f"{r['input']['disk_read_ms']:.2f} / {r['input'].get('memory_read_ms', float('nan')):.2f} / "
             f"{r['input'].get('memory_read_before_ms', float('nan')):.2f} ms") if r["input"] else "-"),
@@ -343,9 +345,8 @@ def main(argv=None) -> int:
         print(table(brows, [
             ("corpus", lambda r: f"{r['size']} MB"),
             ("prepare", lambda r: f"{r['prepare_seconds']:,.0f} s"),
-            ("peak RSS: prepare / training / whole run", lambda r: f"{mb(r['peak_rss_prepare_mb'])} / "
-             f"{mb(r['peak_rss_train_mb'])} / {mb(r['peak_rss_mb'])} MB"),
-            ("s / step", lambda r: f"{r['seconds_per_step']:.3f}"),
+            rss_column,
+            step_column,
         ]))
     if results["vocab"]:
         print(f"\nVocabulary size (--max-vocab, {largest} MB corpus):\n")
@@ -354,9 +355,8 @@ def main(argv=None) -> int:
             ("--max-vocab", lambda r: f"{r['max_vocab']:,}"),
             ("vocabulary", lambda r: f"{r['vocab_size']:,}"),
             ("prepare", lambda r: f"{r['prepare_seconds']:,.0f} s"),
-            ("peak RSS: prepare / training / whole run", lambda r: f"{mb(r['peak_rss_prepare_mb'])} / "
-             f"{mb(r['peak_rss_train_mb'])} / {mb(r['peak_rss_mb'])} MB"),
-            ("s / step", lambda r: f"{r['seconds_per_step']:.3f}"),
+            rss_column,
+            step_column,
             ("export", lambda r: f"{r['export_mb']:.1f} MB"),
         ]))
     return 0
