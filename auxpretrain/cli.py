@@ -147,6 +147,11 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--batch-size", type=int, help=f"good sentences per batch (default {d.batch_size})")
     p.add_argument("--learning-rate", type=float, help=f"Adam peak rate (default {d.learning_rate:g})")
     p.add_argument("--seed", type=int, help=f"seed (default {d.seed})")
+    p.add_argument("--context-passes", type=int,
+                   help="context objective: passes over the corpus per epoch "
+                        f"(default {d.context_passes})")
+    p.add_argument("--context-window", type=int,
+                   help=f"context objective: max distance of a (word, neighbour) pair (default {d.window})")
     p.add_argument("--embedding-size", type=int, help=f"default {m.embedding_size}")
     p.add_argument("--num-layers", type=int, help=f"convolution layers (default {m.num_layers})")
     p.add_argument("--hidden-size", type=int, help=f"default {m.hidden_size}")
@@ -205,10 +210,12 @@ def _run_pretrain(args) -> int:
     if "vocab_size" in model:
         raise ConfigError("model.vocab_size is set by the corpus vocabulary; remove it")
     pre = dict(file_cfg.get("pretrain", {}))
-    for flag in ("epochs", "max_steps", "batch_size", "learning_rate", "seed", "eval_every",
-                 "checkpoint_every", "patience"):
+    for flag in ("epochs", "max_steps", "batch_size", "learning_rate", "seed", "context_passes",
+                 "eval_every", "checkpoint_every", "patience"):
         if getattr(args, flag) is not None:
             pre[flag] = getattr(args, flag)
+    if args.context_window is not None:
+        pre["window"] = args.context_window
     if args.objectives:
         pre["objectives"] = _parse_weights(args.objectives, "--objectives")
     cor = dict(file_cfg.get("corruption", {}))

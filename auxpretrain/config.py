@@ -131,7 +131,11 @@ class PretrainConfig:
     warmup_steps: int = 100  # linear warm-up, then linear decay to 0 at the last step
     clip_norm: float = 5.0  # global gradient norm clip
     context_learning_rate: float = 0.025  # context objective: SGD rate per pair (word2vec's alpha)
-    window: int = 5  # context objective: max distance of a (word, neighbour) pair
+    context_passes: int = 4  # context objective: passes over the sentences per epoch (each step
+    #   takes its pairs from this many batches, each pass in its own order): word vectors from
+    #   ~800k words need ~20 passes, the sentence objective's layers 5 (README Results)
+    window: int = 15  # context objective: max distance of a (word, neighbour) pair; wide
+    #   windows (most of a sentence) put words of the same sentiment together (README Results)
     negatives: int = 5  # context objective: noise words per real pair
     subsample: float = 1e-4  # context objective: word2vec's frequent-word subsampling (0: off)
     heldout_fraction: float = 0.02  # sentences held out for evaluation
@@ -148,7 +152,7 @@ class PretrainConfig:
         for name, weight in self.objectives.items():
             _check(name in OBJECTIVES, f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
             _check(weight >= 0, f"weight of objective {name!r} must be >= 0")
-        for name in ("batch_size", "window", "negatives", "eval_every", "checkpoint_every",
+        for name in ("batch_size", "context_passes", "window", "negatives", "eval_every", "checkpoint_every",
                      "keep_checkpoints", "min_heldout"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.epochs > 0 or self.max_steps > 0, "set epochs > 0 or max_steps > 0")

@@ -26,13 +26,14 @@ tf1 = tf.compat.v1
 
 PretrainModel = collections.namedtuple(
     "PretrainModel", ["inputs", "loss", "losses", "sentence_logits", "token_logits", "encoder",
-                      "context_sum", "context_table"])
+                      "context_weight", "context_table"])
 PretrainModel.__doc__ = """What `build_pretrain_model` returns.
 
 loss: weighted sum of the objectives other than `context` (trained with Adam).
 losses: objective name -> scalar mean loss (for reporting).
-context_sum: weighted sum over pairs of the context loss, or None; trained as word2vec
-  trains (plain SGD on per-pair losses), because Adam on a mean loss barely moves rare rows.
+context_weight: the context objective's weight, or None when it is off. It is trained as
+  word2vec trains (plain SGD on the weighted sum of per-pair losses, `context_pair_loss`),
+  because Adam on a mean loss barely moves rare rows; the train op builds those sums.
 context_table: the context objective's output vectors `context/output_table` [vocab, dim]
   (a PartitionedVariable when built with a partitioner), or None.
 """
@@ -45,6 +46,7 @@ INPUT_SPECS = collections.OrderedDict([
     ("center", (tf.int32, [None])),  # [pairs] context objective: word ids
     ("context", (tf.int32, [None])),  # [pairs] their real neighbours
     ("negatives", (tf.int32, [None, None])),  # [pairs, k] noise neighbours
+    ("pass_pairs", (tf.int32, [None])),  # [passes] pairs of each context pass, in order
 ])
 
 
@@ -93,29 +95,30 @@ def build_pretrain_model(inputs: Mapping[str, tf.Tensor], config: ModelConfig,
             # token logits read as "this window is original"; rank good over bad where edited
             hinge = tf.nn.relu(1.0 - good_tok + bad_tok) * changed
             losses["window"] = tf.reduce_sum(hinge) / tf.maximum(tf.reduce_sum(changed), 1.0)
-    context_sum = context_table = None
+    context_weight = context_table = None
     if "context" in objectives:
-        per_pair, context_table = _context_loss(encoder.embedding_table, inputs, config, partitioner)
+        with tf1.variable_scope("context"):
+            # output vectors (word2vec's syn1neg); zero-initialised as word2vec does; not transferable
+            context_table = tf1.get_variable("output_table", [config.vocab_size, config.embedding_size],
+                                             tf.float32, tf1.zeros_initializer(), partitioner=partitioner)
+        per_pair = context_pair_loss(encoder.embedding_table, context_table, inputs["center"],
+                                     inputs["context"], inputs["negatives"])
         # a batch may yield no pair (all words subsampled away): loss 0, not NaN
         losses["context"] = tf.reduce_sum(per_pair) / tf.maximum(tf.cast(tf.size(per_pair), tf.float32), 1.0)
-        context_sum = objectives["context"] * tf.reduce_sum(per_pair)
+        context_weight = float(objectives["context"])
     others = [objectives[name] * value for name, value in sorted(losses.items()) if name != "context"]
     loss = tf.add_n(others) if others else tf.constant(0.0)
     return PretrainModel(inputs=inputs, loss=loss, losses=losses, sentence_logits=sentence_logits,
-                         token_logits=token_logits, encoder=encoder, context_sum=context_sum,
+                         token_logits=token_logits, encoder=encoder, context_weight=context_weight,
                          context_table=context_table)
 
 
-def _context_loss(table, inputs, config: ModelConfig, partitioner=None):
-    """word2vec's negative-sampling loss per pair, float32 [pairs], and the output table;
-    input vectors are the encoder's embedding table."""
-    with tf1.variable_scope("context"):
-        # output vectors (word2vec's syn1neg); zero-initialised as word2vec does; not transferable
-        output = tf1.get_variable("output_table", [config.vocab_size, config.embedding_size],
-                                  tf.float32, tf1.zeros_initializer(), partitioner=partitioner)
-    center = tf.nn.embedding_lookup(table, inputs["center"])  # [pairs, dim]
-    real = tf.nn.embedding_lookup(output, inputs["context"])  # [pairs, dim]
-    noise = tf.nn.embedding_lookup(output, inputs["negatives"])  # [pairs, k, dim]
+def context_pair_loss(table, output, center, context, negatives):
+    """word2vec's negative-sampling loss per pair, float32 [pairs]: input vectors from `table`
+    (the encoder's embedding), output vectors from `output` (either may be partitioned)."""
+    center = tf.nn.embedding_lookup(table, center)  # [pairs, dim]
+    real = tf.nn.embedding_lookup(output, context)  # [pairs, dim]
+    noise = tf.nn.embedding_lookup(output, negatives)  # [pairs, k, dim]
     pos = tf.reduce_sum(center * real, axis=-1)
     neg = tf.einsum("pd,pkd->pk", center, noise)
-    return tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1), output
+    return tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)

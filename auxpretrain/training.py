@@ -489,9 +489,12 @@ class BatchMaker:
         self.want_context = "context" in config.objectives
         self.batches_per_epoch = max(1, len(data) // config.batch_size)
 
-    def epoch_order(self, epoch: int) -> List[np.ndarray]:
-        """Sentence indices of each batch of `epoch`, length-bucketed then shuffled."""
-        rng = np.random.default_rng([self.config.seed, epoch, 1])
+    def epoch_order(self, epoch: int, context_pass: int = 0) -> List[np.ndarray]:
+        """Sentence indices of each batch of `epoch`, length-bucketed then shuffled. Pass 0 is
+        the order of the step's own batches; context pass k > 0 reorders the same sentences
+        for the extra context pairs of each step (`config.context_passes`)."""
+        tag = [1] if context_pass == 0 else [3, context_pass]
+        rng = np.random.default_rng([self.config.seed, epoch, *tag])
         perm = rng.permutation(len(self.data))
         b = self.config.batch_size
         chunk = b * 50
@@ -504,17 +507,25 @@ class BatchMaker:
         order = rng.permutation(len(batches))
         return [batches[i] for i in order]
 
-    def make(self, index: np.ndarray, rng: np.random.Generator) -> Dict[str, np.ndarray]:
+    def make(self, index: np.ndarray, rng: np.random.Generator,
+             context_index: Sequence[np.ndarray] = ()) -> Dict[str, np.ndarray]:
+        """The batch of sentences `index`: good, bad, changed, and context pairs from those
+        sentences and from each array of `context_index` (more sentences, context pairs only)."""
         ids, lengths = self.data.batch(index, self.model_config.max_length)
         corrupted = self.corruptor.corrupt(ids, lengths, rng)
         ok = corrupted.ok
         batch = {"good": ids[ok], "bad": corrupted.bad[ok], "changed": corrupted.changed[ok]}
         if self.want_context:
-            center, context, negatives = self.context_pairs(ids, rng)
+            parts = [self.context_pairs(ids, rng)]
+            for more in context_index:
+                parts.append(self.context_pairs(self.data.batch(more, self.model_config.max_length)[0], rng))
+            center, context, negatives = (np.concatenate(p) for p in zip(*parts))
+            pass_pairs = np.array([part[0].size for part in parts], np.int32)
         else:
             center = context = np.zeros(0, np.int32)
             negatives = np.zeros((0, self.config.negatives), np.int32)
-        batch.update(center=center, context=context, negatives=negatives)
+            pass_pairs = np.zeros(1, np.int32)
+        batch.update(center=center, context=context, negatives=negatives, pass_pairs=pass_pairs)
         return batch
 
     def context_pairs(self, ids: np.ndarray, rng: np.random.Generator):
@@ -542,11 +553,13 @@ class BatchMaker:
         while step < total_steps:
             epoch, offset = divmod(step, self.batches_per_epoch)
             order = self.epoch_order(epoch)
+            passes = self.config.context_passes if self.want_context else 1
+            extra = [self.epoch_order(epoch, k) for k in range(1, passes)]
             for b in range(offset, len(order)):
                 if step >= total_steps:
                     return
                 rng = np.random.default_rng([self.config.seed, epoch, b, 2])
-                batch = self.make(order[b], rng)
+                batch = self.make(order[b], rng, [more[b] for more in extra])
                 yield tuple(batch[name] for name in INPUT_SPECS)
                 step += 1
             if offset >= len(order):  # defensive: never loop forever on an empty epoch
@@ -662,7 +675,8 @@ def profile_step_flops(model_config: ModelConfig, config: PretrainConfig, batch:
 
     tf1 = tf.compat.v1
     shapes = {"good": [batch, length], "bad": [batch, length], "changed": [batch, length],
-              "center": [pairs], "context": [pairs], "negatives": [pairs, config.negatives]}
+              "center": [pairs], "context": [pairs], "negatives": [pairs, config.negatives],
+              "pass_pairs": [1]}  # the passes' updates count as one over all their pairs
     graph = tf.Graph()
     with graph.as_default():
         inputs = {name: tf1.placeholder(dtype, shapes[name], name=name)
@@ -746,7 +760,9 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
         writer = tf1.summary.FileWriter(os.path.join(out_dir, "logs"), graph if start == 0 else None)
         log(f"pretraining: {total_steps} steps of {config.batch_size} sentence pairs, objectives "
             + ", ".join(f"{k}={v:g}" for k, v in config.objectives.items())
-            + f"; {maker.batches_per_epoch} steps per epoch")
+            + f"; {maker.batches_per_epoch} steps per epoch"
+            + (f"; context pairs from {config.context_passes} passes per epoch"
+               if maker.want_context and config.context_passes > 1 else ""))
         bar = None
         if progress:
             from tqdm import tqdm
@@ -809,9 +825,14 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
     return summary
 
 
-def _train_op(model, lr, context_lr, clip_norm: float, global_step):
-    """Adam (clipped) on the non-context objectives; word2vec's SGD on the context pairs."""
+def _train_op(model, lr, context_lr, clip_norm: float, global_step, context_passes: int = 1):
+    """Adam (clipped) on the non-context objectives; word2vec's SGD on the context pairs, one
+    update per context pass (`inputs["pass_pairs"]` splits the pairs), each reading the
+    tables the previous one wrote, as word2vec's sequential updates do (one summed update
+    over several passes' pairs diverges: frequent words' rows get too many at once)."""
     import tensorflow as tf
+
+    from auxpretrain.objectives import context_pair_loss
 
     tf1 = tf.compat.v1
     updates = []  # (optimizer, [(gradient, variable)])
@@ -822,10 +843,24 @@ def _train_op(model, lr, context_lr, clip_norm: float, global_step):
             pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
             clipped, _ = tf.clip_by_global_norm([g for g, _ in pairs], clip_norm)
             updates.append((tf1.train.AdamOptimizer(lr), list(zip(clipped, [v for _, v in pairs]))))
-        if model.context_sum is not None:
+        context_grads = None
+        if model.context_weight is not None:
             tables = _parts(model.encoder.embedding_table) + _parts(model.context_table)
             sgd = tf1.train.GradientDescentOptimizer(context_lr)
-            updates.append((sgd, sgd.compute_gradients(model.context_sum, var_list=tables)))
+            inputs = model.inputs
+            ends = tf.cumsum(inputs["pass_pairs"])
+
+            def context_grads(k):
+                """Gradients of pass k's summed pair losses (all pairs when there is one pass)."""
+                if context_passes == 1:
+                    picked = [inputs["center"], inputs["context"], inputs["negatives"]]
+                else:
+                    start = ends[k - 1] if k else 0
+                    picked = [inputs[n][start:ends[k]] for n in ("center", "context", "negatives")]
+                per_pair = context_pair_loss(model.encoder.embedding_table, model.context_table, *picked)
+                return sgd.compute_gradients(model.context_weight * tf.reduce_sum(per_pair), var_list=tables)
+
+            updates.append((sgd, context_grads(0)))
         # every gradient is computed before any variable changes: without this the SGD update
         # of embedding/table races the Adam branch's reads of it (runs and resumes not reproducible)
         grads = [g.values if isinstance(g, tf.IndexedSlices) else g
@@ -835,6 +870,11 @@ def _train_op(model, lr, context_lr, clip_norm: float, global_step):
             for optimizer, gv in updates:
                 with tf.control_dependencies(ops):  # one after the other: both may update the table
                     ops.append(optimizer.apply_gradients(gv))
+        if context_grads is not None:
+            for k in range(1, context_passes):
+                with tf.control_dependencies(ops[-1:]):  # pass k reads what pass k-1 wrote
+                    gv = context_grads(k)
+                ops.append(sgd.apply_gradients(gv))
         with tf.control_dependencies(ops):
             return tf1.assign_add(global_step, 1)
 
@@ -933,7 +973,7 @@ def _build_train_graph(maker: BatchMaker, model_config: ModelConfig, config: Pre
         tf.maximum(0.0, (total_steps - step_f) / max(total_steps - warm, 1.0)))
     decay = tf.maximum(1e-4, 1.0 - step_f / float(total_steps))
     train_op = _train_op(model, lr, config.context_learning_rate * decay, config.clip_norm,
-                         global_step)
+                         global_step, config.context_passes)
     total_loss = tf.add_n([config.objectives[k] * v for k, v in sorted(model.losses.items())])
     summaries = [tf1.summary.scalar("loss/total", total_loss), tf1.summary.scalar("learning_rate", lr)]
     summaries += [tf1.summary.scalar(f"loss/{k}", v) for k, v in model.losses.items()]

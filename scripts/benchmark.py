@@ -14,7 +14,8 @@ Stages (run in this order; `--stages` runs a subset):
                   run, held-out good/bad accuracy, the frequency-only probe, wall time
   learning_curve  test accuracy against the number of labels for random init, the pretrained
                   encoder (frozen / fine-tuned / gradual unfreezing), word2vec (gensim skip-gram
-                  on the same text) and TF-IDF + logistic regression
+                  on the same text: gensim's defaults, window 5 and 5 epochs; word2vec_wide: the
+                  context objective's window 15 and 20 passes) and TF-IDF + logistic regression
   cache           seconds per epoch with a frozen encoder, frozen-output cache on vs off
   restore         restoring a 200k x 300 export into a new graph vs a plain Saver.restore
   objectives      transfer accuracy at 1,000 labels for each pretraining objective and for a few
@@ -47,7 +48,11 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 SCHEMA_VERSION = 1
 # run in this order: the learning curve (the heart) before the long objectives stage
 STAGES = ("corpus", "corruption", "pretrain", "learning_curve", "cache", "restore", "objectives")
-METHODS = ("random", "pretrained_frozen", "pretrained_finetune", "pretrained_gradual", "word2vec", "tfidf_lr")
+METHODS = ("random", "pretrained_frozen", "pretrained_finetune", "pretrained_gradual", "word2vec",
+           "word2vec_wide", "tfidf_lr")
+# gensim skip-gram settings (window, epochs) of the word2vec methods: gensim's defaults as a user
+# would run them, and the context objective's defaults (--context-window 15, 20 passes)
+WORD2VEC = {"word2vec": (5, 5), "word2vec_wide": (15, 20)}
 PRETRAINED_METHODS = ("pretrained_frozen", "pretrained_finetune", "pretrained_gradual")
 OBJECTIVE_NAMES = ("sentence", "ranking", "window", "token", "context")
 ALL = "all"
@@ -679,10 +684,10 @@ class Bench:
         self.results.setdefault("objective_pretrain", {})[name] = record
         self.save()
 
-    def word2vec_export(self):
-        if "word2vec" not in self._exports:
-            self._exports["word2vec"] = build_word2vec_export(self, self.default_export())
-        return self._exports["word2vec"]
+    def word2vec_export(self, name: str = "word2vec"):
+        if name not in self._exports:
+            self._exports[name] = build_word2vec_export(self, self.default_export(), name)
+        return self._exports[name]
 
     def random_config(self):
         """The random-init baseline's architecture: the pretrained export's (vocabulary aside)."""
@@ -721,7 +726,8 @@ class Bench:
                 schedule = "gradual" if method == "pretrained_gradual" else "constant"
                 settings = TransferConfig(epochs=epochs, patience=patience, seed=seed, freeze=freeze,
                                           schedule=schedule)
-                pretrained = export or (self.word2vec_export() if method == "word2vec" else self.default_export())
+                pretrained = export or (self.word2vec_export(method) if method in WORD2VEC
+                                        else self.default_export())
             prefix = f"[{method} n={n} seed={seed}] "
             result = fine_tune(task, pretrained, settings=settings, train_size=None if size == ALL else n,
                                log=lambda line: self.log(prefix + line), **kw)
@@ -808,22 +814,23 @@ def tfidf_lr(task, n: Optional[int], seed: int) -> Dict[str, Any]:
     return {"accuracy": round(acc, 5), "dev_accuracy": round(dev, 5), "C": c}
 
 
-def build_word2vec_export(bench: Bench, export):
+def build_word2vec_export(bench: Bench, export, name: str = "word2vec"):
     """gensim skip-gram on the pretraining corpus (same Tokenizer, same Punkt splitting),
     written as an export: embedding rows from word2vec for the export's vocabulary,
     convolution layers randomly initialised (the encoder's own initialisers, seed 0)."""
     import numpy as np
 
-    out_dir = os.path.join(bench.out, "word2vec", "export")
+    window, epochs = WORD2VEC[name]
+    out_dir = os.path.join(bench.out, name, "export")
     if os.path.exists(os.path.join(out_dir, "manifest.json")):
         from auxpretrain.export import load_export
 
         cached = load_export(out_dir)
         info = cached.manifest.get("word2vec", {})
         if info.get("source_vocab_sha256") == export.vocab.sha256 and cached.config == export.config:
-            bench.results["word2vec"] = info
+            bench.results[name] = info
             return cached
-        bench.say("word2vec: the cached export was built for another vocabulary; rebuilding")
+        bench.say(f"{name}: the cached export was built for another vocabulary; rebuilding")
 
     from gensim.models import Word2Vec
 
@@ -839,8 +846,8 @@ def build_word2vec_export(bench: Bench, export):
     tokens = sum(map(len, sentences))
     dim = export.config.embedding_size
     t0 = time.perf_counter()
-    model = Word2Vec(sentences, vector_size=dim, window=5, negative=5, sg=1, min_count=2, sample=1e-4,
-                     epochs=5, workers=min(2, os.cpu_count() or 1), seed=0)
+    model = Word2Vec(sentences, vector_size=dim, window=window, negative=5, sg=1, min_count=2, sample=1e-4,
+                     epochs=epochs, workers=min(2, os.cpu_count() or 1), seed=0)
     t_train = time.perf_counter() - t0
     values = random_encoder_values(export.config, seed=0)
     table = values["embedding/table"]
@@ -849,17 +856,17 @@ def build_word2vec_export(bench: Bench, export):
         if i > 1 and token in model.wv.key_to_index:
             table[i] = model.wv[token]
             found += 1
-    info = {"sentences": len(sentences), "tokens": tokens, "vector_size": dim, "epochs": 5, "window": 5,
+    info = {"sentences": len(sentences), "tokens": tokens, "vector_size": dim, "epochs": epochs, "window": window,
             "negative": 5, "min_count": 2, "sample": 1e-4, "tokenize_seconds": round(t_tok, 1),
-            "train_seconds": round(t_train, 1), "tokens_per_s": round(5 * tokens / max(t_train, 1e-9)),
+            "train_seconds": round(t_train, 1), "tokens_per_s": round(epochs * tokens / max(t_train, 1e-9)),
             "rows_from_word2vec": found, "vocab_size": len(export.vocab),
             "mean_row_norm": round(float(np.linalg.norm(table[2:], axis=1).mean()), 3),
             "source_vocab_sha256": export.vocab.sha256}
-    bench.say(f"word2vec: {len(sentences):,} sentences, {tokens:,} tokens, trained in {t_train:.0f} s "
+    bench.say(f"{name}: {len(sentences):,} sentences, {tokens:,} tokens, trained in {t_train:.0f} s "
               f"({info['tokens_per_s']:,} tokens/s); {found:,} of {len(export.vocab):,} export rows from word2vec")
     written = write_export(out_dir, values, export.config, export.vocab, export.tokenizer,
                            {"word2vec": info, "note": "benchmark baseline: word2vec embedding, random convolutions"})
-    bench.results["word2vec"] = info
+    bench.results[name] = info
     bench.save()
     return written
 
@@ -1250,8 +1257,8 @@ def estimate(b: Bench, stages: Sequence[str]) -> Dict[str, float]:
         out["objectives"] = seconds
     if "learning_curve" in stages:
         done = {curve_key(r) for r in b.results.get("learning_curve", [])}
-        seconds = 0.0 if "word2vec" not in b.methods or os.path.exists(
-            os.path.join(b.out, "word2vec", "export", "manifest.json")) else COST["word2vec_s"]
+        seconds = sum(COST["word2vec_s"] * WORD2VEC[m][1] / 5 for m in WORD2VEC if m in b.methods
+                      and not os.path.exists(os.path.join(b.out, m, "export", "manifest.json")))
         for size in b.sizes:
             for seed in b.seeds:
                 for method in b.methods:
@@ -1270,7 +1277,8 @@ def estimate(b: Bench, stages: Sequence[str]) -> Dict[str, float]:
 
 METHOD_STYLE = {"random": ("black", "o"), "pretrained_frozen": ("tab:gray", "v"),
                 "pretrained_finetune": ("tab:blue", "s"), "pretrained_gradual": ("tab:cyan", "D"),
-                "word2vec": ("tab:orange", "^"), "tfidf_lr": ("tab:green", "x")}
+                "word2vec": ("tab:orange", "^"), "word2vec_wide": ("tab:red", "<"),
+                "tfidf_lr": ("tab:green", "x")}
 
 
 def plot_learning_curve(results: Mapping[str, Any], path: str) -> Optional[str]:

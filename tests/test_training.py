@@ -88,9 +88,10 @@ def test_resume_after_kill_9(corpus, tmp_path, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"model": MODEL, "pretrain": dict(
         batch_size=16, max_steps=40, eval_every=20, checkpoint_every=4, warmup_steps=4,
-        heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, window=2, negatives=3)}))
+        heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, window=9, negatives=3)}))
     cmd = [sys.executable, "-m", "auxpretrain.cli", "pretrain", "--corpus", corpus, "--out", str(out),
-           "--config", str(config), "--min-count", "1", "--quiet"]
+           "--config", str(config), "--min-count", "1", "--quiet", "--context-window", "2",
+           "--context-passes", "3"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     ckpt = out / "checkpoints"
@@ -110,6 +111,8 @@ def test_resume_after_kill_9(corpus, tmp_path, capsys):
     assert main([str(tmp_path / "straight") if c == str(out) else c for c in cmd[3:]]) == 0, \
         capsys.readouterr().err[-2000:]
     assert "resumed" not in capsys.readouterr().out
+    recorded = json.load(open(out / "run.json"))["pretrain"]  # the flags override the file
+    assert (recorded["window"], recorded["context_passes"]) == (2, 3)
     a = load_export(str(out / "export")).values()
     b = load_export(str(tmp_path / "straight" / "export")).values()
     for name in a:  # same batches, same Adam state: the same weights up to float noise
@@ -159,3 +162,68 @@ def test_run_json_records_the_configuration(corpus, tmp_path):
     _run(corpus, tmp_path / "run", _config(max_steps=2, eval_every=2))
     spec = json.load(open(tmp_path / "run" / "run.json"))
     assert spec["model"] == MODEL and spec["pretrain"]["batch_size"] == 16
+
+
+def _maker(corpus, **kw):
+    from auxpretrain.config import ModelConfig
+    from auxpretrain.text import Tokenizer
+    from auxpretrain.training import BatchMaker, prepare_corpus
+
+    config = _config(**kw)
+    data = prepare_corpus([corpus], Tokenizer(), 1, None, 0.1, 20, 0, log=lambda _: None)
+    model = ModelConfig.from_dict(dict(MODEL, vocab_size=len(data.vocab)))
+    return BatchMaker(data.train, data.vocab, model, config, CorruptionConfig()), model, config
+
+
+def test_each_context_pass_covers_the_sentences_once_an_epoch_in_its_own_order(corpus):
+    maker, _, _ = _maker(corpus, context_passes=3, subsample=0.0)
+    orders = [maker.epoch_order(0, k) for k in range(3)]
+    assert len({len(o) for o in orders}) == 1
+    n, b = len(maker.data), maker.config.batch_size
+    for order in orders:  # every sentence once, but for the last partial batch left out
+        flat = np.concatenate(order)
+        assert len(np.unique(flat)) == len(flat) > n - b
+    assert not np.array_equal(np.concatenate(orders[0]), np.concatenate(orders[1]))  # ... reordered
+    batch = next(maker.stream(0, 1))
+    from auxpretrain.objectives import INPUT_SPECS
+
+    batch = dict(zip(INPUT_SPECS, batch))
+    assert batch["pass_pairs"].shape == (3,) and batch["pass_pairs"].min() > 0
+    assert batch["pass_pairs"].sum() == batch["center"].size == batch["negatives"].shape[0]
+    single, _, _ = _maker(corpus, context_passes=1, subsample=0.0)
+    assert dict(zip(INPUT_SPECS, next(single.stream(0, 1))))["pass_pairs"].shape == (1,)
+
+
+def test_context_passes_update_one_after_the_other(corpus):
+    """Two passes over the same pairs in one step equal two one-pass steps: pass 2 reads the
+    tables pass 1 wrote (one summed update would not)."""
+    import tensorflow as tf
+
+    from auxpretrain.objectives import INPUT_SPECS, build_pretrain_model
+    from auxpretrain.training import _train_op
+
+    tf1 = tf.compat.v1
+    maker, model_config, _ = _maker(corpus, context_passes=1, subsample=0.0)
+    batch = maker.make(maker.epoch_order(0)[0], np.random.default_rng(5))
+    doubled = dict(batch, pass_pairs=np.array([batch["center"].size] * 2, np.int32),
+                   **{k: np.concatenate([batch[k], batch[k]]) for k in ("center", "context", "negatives")})
+
+    def tables_after(passes, feeds):
+        graph = tf.Graph()
+        with graph.as_default():
+            tf1.set_random_seed(0)
+            inputs = {n: tf1.placeholder(d, s, name=n) for n, (d, s) in INPUT_SPECS.items()}
+            model = build_pretrain_model(inputs, model_config, {"context": 1.0}, True, seed=0)
+            op = _train_op(model, 1e-3, 0.5, 5.0, tf1.train.get_or_create_global_step(), passes)
+            with tf1.Session() as sess:
+                sess.run(tf1.global_variables_initializer())
+                for feed in feeds:
+                    sess.run(op, {inputs[n]: feed[n] for n in INPUT_SPECS})
+                return sess.run([model.encoder.embedding_table, model.context_table])
+
+    sequential = tables_after(1, [batch, batch])
+    chained = tables_after(2, [doubled])
+    summed = tables_after(1, [dict(doubled, pass_pairs=doubled["pass_pairs"][:1] * 2)])
+    for a, b in zip(sequential, chained):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(sequential[0], summed[0], atol=1e-4)
