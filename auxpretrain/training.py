@@ -843,12 +843,12 @@ def _train_op(model, lr, context_lr, clip_norm: float, global_step, context_pass
             pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
             clipped, _ = tf.clip_by_global_norm([g for g, _ in pairs], clip_norm)
             updates.append((tf1.train.AdamOptimizer(lr), list(zip(clipped, [v for _, v in pairs]))))
-        context_grads = None
+        sgd = None  # the context objective's optimizer, when it is on
         if model.context_weight is not None:
             tables = _parts(model.encoder.embedding_table) + _parts(model.context_table)
             sgd = tf1.train.GradientDescentOptimizer(context_lr)
             inputs = model.inputs
-            ends = tf.cumsum(inputs["pass_pairs"])
+            ends = tf.cumsum(inputs["pass_pairs"]) if context_passes > 1 else None
 
             def context_grads(k):
                 """Gradients of pass k's summed pair losses (all pairs when there is one pass)."""
@@ -870,7 +870,7 @@ def _train_op(model, lr, context_lr, clip_norm: float, global_step, context_pass
             for optimizer, gv in updates:
                 with tf.control_dependencies(ops):  # one after the other: both may update the table
                     ops.append(optimizer.apply_gradients(gv))
-        if context_grads is not None:
+        if sgd is not None:
             for k in range(1, context_passes):
                 with tf.control_dependencies(ops[-1:]):  # pass k reads what pass k-1 wrote
                     gv = context_grads(k)
