@@ -13,81 +13,84 @@ Graph level (your own tf.compat.v1 graph and session):
 Model level: TextClassifier (from_pretrained, fit, partial_fit, predict, predict_proba,
   evaluate, save, load, get_layer_params, set_layer_params, copy_layers_from),
   partial_fit_shared, fine_tune, load_model.
+The modules and how data flows through them: docs/architecture.md.
 """
 
-from auxpretrain.config import CorruptionConfig, ModelConfig, PretrainConfig
+from auxpretrain.config import (CorpusConfig, CorruptionConfig, ModelConfig, PretrainConfig,
+                                TransferConfig)
 from auxpretrain.errors import (AuxPretrainError, ConfigError, ExportError, InputError,
                                 NotFittedError, RestoreError)
-from auxpretrain.variables import TRANSFERABLE_VARIABLES, parse_freeze, select_layers
+from auxpretrain.model.variables import TRANSFERABLE_VARIABLES, parse_freeze, select_layers
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it; imported on first use (most of them import TensorFlow)
 _LAZY = {
     # graph builders
-    "build_encoder": "auxpretrain.modeling",
-    "build_classifier": "auxpretrain.modeling",
-    "dense": "auxpretrain.modeling",
-    "pool": "auxpretrain.modeling",
-    "EncoderOutputs": "auxpretrain.modeling",
+    "build_encoder": "auxpretrain.model.encoder",
+    "build_layers": "auxpretrain.model.encoder",
+    "build_classifier": "auxpretrain.model.encoder",
+    "dense": "auxpretrain.model.encoder",
+    "pool": "auxpretrain.model.encoder",
+    "EncoderOutputs": "auxpretrain.model.encoder",
     # restoring into your own graph
-    "restore_pretrained": "auxpretrain.api",
-    "Restored": "auxpretrain.api",
-    "assign_from_export_fn": "auxpretrain.api",
-    "RestoreReport": "auxpretrain.restore",
-    "Assigner": "auxpretrain.restore",
-    "remap_rows": "auxpretrain.restore",
+    "restore_pretrained": "auxpretrain.transfer.graph_api",
+    "Restored": "auxpretrain.transfer.graph_api",
+    "assign_from_export_fn": "auxpretrain.transfer.graph_api",
+    "RestoreReport": "auxpretrain.transfer.report",
+    "Assigner": "auxpretrain.transfer.restore",
+    "remap_rows": "auxpretrain.transfer.restore",
     # in-memory transfer between graphs (no disk)
-    "values_from_session": "auxpretrain.restore",
-    "load_values": "auxpretrain.api",
-    "transfer_between_sessions": "auxpretrain.api",
+    "values_from_session": "auxpretrain.transfer.restore",
+    "load_values": "auxpretrain.transfer.graph_api",
+    "transfer_between_sessions": "auxpretrain.transfer.graph_api",
     # import_meta_graph of an export
-    "import_encoder": "auxpretrain.api",
-    "ImportedEncoder": "auxpretrain.api",
+    "import_encoder": "auxpretrain.transfer.graph_api",
+    "ImportedEncoder": "auxpretrain.transfer.graph_api",
     # shared lower layers
-    "build_shared_models": "auxpretrain.api",
-    "SharedModels": "auxpretrain.api",
-    "encode_texts": "auxpretrain.api",
-    # freezing
-    "trainable_var_list": "auxpretrain.freezing",
-    "remove_from_trainable": "auxpretrain.freezing",
-    "variables_of_layers": "auxpretrain.freezing",
-    "build_train_ops": "auxpretrain.freezing",
-    "TrainOps": "auxpretrain.freezing",
-    "layer_groups": "auxpretrain.freezing",
-    "discriminative_factors": "auxpretrain.freezing",
-    "gradual_stages": "auxpretrain.freezing",
-    "slanted_triangular": "auxpretrain.freezing",
+    "build_shared_models": "auxpretrain.transfer.graph_api",
+    "SharedModels": "auxpretrain.transfer.graph_api",
+    "encode_texts": "auxpretrain.transfer.graph_api",
+    # freezing and learning-rate schedules
+    "trainable_var_list": "auxpretrain.model.freezing",
+    "remove_from_trainable": "auxpretrain.model.freezing",
+    "variables_of_layers": "auxpretrain.model.freezing",
+    "build_train_ops": "auxpretrain.model.freezing",
+    "TrainOps": "auxpretrain.model.freezing",
+    "layer_groups": "auxpretrain.model.freezing",
+    "discriminative_factors": "auxpretrain.model.schedules",
+    "gradual_stages": "auxpretrain.model.schedules",
+    "slanted_triangular": "auxpretrain.model.schedules",
     # the model-level API
-    "TextClassifier": "auxpretrain.model",
-    "copy_layers": "auxpretrain.model",
-    "partial_fit_shared": "auxpretrain.model",
-    "fine_tune": "auxpretrain.transfer",
-    "TransferConfig": "auxpretrain.transfer",
-    "TransferResult": "auxpretrain.transfer",
-    "TaskModel": "auxpretrain.transfer",
-    "load_model": "auxpretrain.transfer",
-    "save_model": "auxpretrain.transfer",
+    "TextClassifier": "auxpretrain.transfer.classifier",
+    "copy_layers": "auxpretrain.transfer.shared",
+    "partial_fit_shared": "auxpretrain.transfer.shared",
+    "fine_tune": "auxpretrain.transfer.fine_tuning",
+    "TransferResult": "auxpretrain.transfer.fine_tuning",
+    "TaskModel": "auxpretrain.transfer.saved",
+    "load_model": "auxpretrain.transfer.saved",
+    "save_model": "auxpretrain.transfer.saved",
     # exports and pretraining
     "Export": "auxpretrain.export",
     "load_export": "auxpretrain.export",
     "write_export": "auxpretrain.export",
-    "pretrain": "auxpretrain.training",
+    "pretrain": "auxpretrain.pretraining.run",
     # text, vocabulary, corruption and task data (no TensorFlow)
-    "Tokenizer": "auxpretrain.text",
-    "SentenceSplitter": "auxpretrain.text",
-    "Vocabulary": "auxpretrain.vocab",
-    "Corruptor": "auxpretrain.corruption",
-    "TaskData": "auxpretrain.tasks",
-    "Split": "auxpretrain.tasks",
-    "load_sentiment": "auxpretrain.tasks",
-    "load_task_files": "auxpretrain.tasks",
-    "stratified_subsample": "auxpretrain.tasks",
+    "Tokenizer": "auxpretrain.data.text",
+    "SentenceSplitter": "auxpretrain.data.text",
+    "Vocabulary": "auxpretrain.data.vocab",
+    "Corruptor": "auxpretrain.data.corruption",
+    "write_pairs": "auxpretrain.data.pairs",
+    "TaskData": "auxpretrain.data.tasks",
+    "Split": "auxpretrain.data.tasks",
+    "load_sentiment": "auxpretrain.data.tasks",
+    "load_task_files": "auxpretrain.data.task_files",
+    "stratified_subsample": "auxpretrain.data.tasks",
 }
 
 __all__ = sorted([
-    "AuxPretrainError", "ConfigError", "CorruptionConfig", "ExportError", "InputError",
-    "ModelConfig", "NotFittedError", "PretrainConfig", "RestoreError", "TRANSFERABLE_VARIABLES",
+    "AuxPretrainError", "ConfigError", "CorpusConfig", "CorruptionConfig", "ExportError", "InputError",
+    "ModelConfig", "NotFittedError", "PretrainConfig", "RestoreError", "TransferConfig", "TRANSFERABLE_VARIABLES",
     "parse_freeze", "select_layers", "__version__",
 ] + list(_LAZY))
 

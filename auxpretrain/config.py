@@ -1,8 +1,11 @@
-"""Configuration: the architecture that travels inside an export, and run settings.
+"""Configuration: every setting's default and meaning, defined once.
 
-Two tiers, as BERT does: `ModelConfig` describes the layers and is written into the
-export's manifest so a downstream model rebuilds exactly the same variables; the run
-configs (`CorruptionConfig`, `PretrainConfig`, `TransferConfig`) stay with a run.
+Two tiers: `ModelConfig` describes the layers and is written into the export's manifest, so a
+downstream model rebuilds exactly the same variables; the run configs (`CorpusConfig`,
+`CorruptionConfig`, `PretrainConfig`, `TransferConfig`) stay with a run.
+
+Each field carries its help text (`help_of(cls, name)`): the command line builds its flags
+and their help from these dataclasses, so a default lives here and nowhere else.
 
 This module must not import TensorFlow.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Dict, Mapping, Type, TypeVar
+from typing import Any, Dict, Mapping, Optional, Tuple, Type, TypeVar, Union
 
 from auxpretrain.errors import ConfigError
 
@@ -21,18 +24,48 @@ ACTIVATIONS = ("tanh", "relu")
 POOLINGS = ("mean_max", "max", "mean")
 OBJECTIVES = ("sentence", "ranking", "window", "token", "context")
 CORRUPTION_OPS = ("replace", "swap")
+SCHEDULES = ("constant", "gradual")
+VOCAB_MODES = ("export", "extend")
+FREEZE_WORDS = ("none", "all", "embedding", "auto")
+DEFAULT_GRADUAL_FACTOR = 2.6  # ULMFiT's discriminative factor between layer groups
+# keys that earlier versions wrote into run.json / manifests under another name
+RENAMED = {"window": "context_window"}
+
+
+def _field(default: Any = dataclasses.MISSING, help: str = "", factory=None):
+    """A dataclass field with its help text (read by `help_of` and the command line)."""
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def help_of(cls: type, name: str) -> str:
+    """The help text of field `name` of config class `cls`."""
+    return _fields(cls)[name].metadata.get("help", "")
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default of field `name` of config class `cls`."""
+    f = _fields(cls)[name]
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _fields(cls: type) -> Dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
 
 
 def _from_dict(cls: Type[T], values: Mapping[str, Any], where: str) -> T:
     """Builds dataclass `cls` from `values`; unknown keys raise ConfigError."""
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: expected a JSON object, got {type(values).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
+    known = set(_fields(cls))
     unknown = sorted(set(values) - known)
     if unknown:
+        renamed = [f"{k} is now {RENAMED[k]}" for k in unknown if RENAMED.get(k) in known]
         raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
-        )
+            f"{where}: unknown key(s) {', '.join(unknown)}"
+            + (f" ({'; '.join(renamed)})" if renamed else "")
+            + f"; known keys: {', '.join(sorted(known))}")
     return cls(**dict(values))
 
 
@@ -41,18 +74,35 @@ def _check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def normalize_freeze(spec: Union[str, int, None]) -> str:
+    """A freeze spec as a string: none | all | embedding | auto | N (bottom N layers).
+
+    The one check of a freeze spec's form (how many layers N may be is checked against a
+    model's layers by `model.variables.parse_freeze`)."""
+    if spec is None:
+        return "none"
+    if isinstance(spec, bool) or not isinstance(spec, (str, int)):
+        raise ConfigError(f"freeze={spec!r}: use none, all, embedding, auto or a number of bottom layers")
+    text = str(spec).strip().lower()
+    if text not in FREEZE_WORDS and not text.isdigit():
+        raise ConfigError(f"--freeze {spec!r}: use none, all, embedding, auto or a number of bottom layers")
+    return text
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the encoder; stored in the export's manifest."""
 
-    vocab_size: int  # rows of the embedding table, PAD and UNK included
-    embedding_size: int = 128  # width of a word vector
-    num_layers: int = 2  # convolution layers above the embedding (layer_0 ... layer_{n-1})
-    hidden_size: int = 256  # output channels of each convolution layer
-    kernel_width: int = 3  # words seen by one convolution window
-    activation: str = "tanh"  # bounded activations transferred better (shared/FINDINGS.md)
-    pooling: str = "mean_max"  # sentence vector = [mean over time ; max over time]
-    max_length: int = 64  # tokens kept per sentence; longer sentences are truncated
+    vocab_size: int = _field(help="rows of the embedding table, PAD and UNK included")
+    embedding_size: int = _field(128, "width of a word vector")
+    num_layers: int = _field(2, "convolution layers above the embedding (layer_0 ... layer_{n-1})")
+    hidden_size: int = _field(256, "output channels of each convolution layer")
+    kernel_width: int = _field(3, "words seen by one convolution window")
+    activation: str = _field("tanh", "activation of the convolutions: tanh or relu (bounded "
+                                     "activations transferred better)")
+    pooling: str = _field("mean_max", "sentence vector: mean_max = [mean over time ; max over time], "
+                                      "max or mean")
+    max_length: int = _field(64, "tokens kept per sentence; longer sentences are truncated")
 
     def __post_init__(self):
         _check(self.vocab_size >= 3, f"vocab_size must be >= 3, got {self.vocab_size}")
@@ -72,6 +122,11 @@ class ModelConfig:
         """Scope names of the transferable layers, bottom first."""
         return ["embedding"] + [f"layer_{i}" for i in range(self.num_layers)]
 
+    def differences(self, other: "ModelConfig") -> list:
+        """'name mine vs theirs' for every field that differs from `other`."""
+        return [f"{f.name} {getattr(self, f.name)} vs {getattr(other, f.name)}" for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(other, f.name)]
+
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -81,17 +136,43 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CorpusConfig:
+    """How a corpus becomes sentences of token ids (`corrupt` and `pretrain`)."""
+
+    text_column: Optional[str] = _field(None, "column holding the text in JSON Lines / CSV / Parquet / "
+                                              "hub corpora (default: a column named 'text')")
+    lowercase: bool = _field(True, "lowercase every word before counting and encoding")
+    min_count: int = _field(2, "words seen fewer times are <unk> (never drawn as replacements)")
+    max_vocab: Optional[int] = _field(50_000, "vocabulary size cap, the 2 special tokens included "
+                                              "(None: no cap)")
+    split_sample_chars: int = _field(2_000_000, "characters of the corpus that NLTK Punkt is trained "
+                                                "on when no punkt data is installed")
+
+    def __post_init__(self):
+        _check(isinstance(self.min_count, int) and self.min_count >= 1,
+               f"--min-count must be >= 1, got {self.min_count}")
+        _check(self.max_vocab is None or self.max_vocab >= 3, f"--max-vocab must be >= 3, got {self.max_vocab}")
+        _check(self.split_sample_chars >= 1, f"--split-sample must be >= 1, got {self.split_sample_chars}")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str = "corpus config") -> "CorpusConfig":
+        return _from_dict(cls, values, where)
+
+
+@dataclasses.dataclass(frozen=True)
 class CorruptionConfig:
     """How a good sentence becomes a bad one."""
 
-    ops: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {"replace": 0.5, "swap": 0.5}
-    )  # op name -> weight of drawing it for a sentence
-    edits: int = 1  # edits applied to each bad sentence
-    alpha: float = 0.75  # replacement words ~ unigram count ** alpha (word2vec's choice)
-    band: bool = False  # draw replacements from the original word's frequency band
-    num_bands: int = 10  # frequency bands (equal total mass) when band=True
-    swap: str = "any"  # "any": two positions anywhere; "adjacent": neighbours only
+    ops: Mapping[str, float] = _field(factory=lambda: {"replace": 0.5, "swap": 0.5},
+                                      help="op name -> weight of drawing it for a sentence")
+    edits: int = _field(1, "edits applied to each bad sentence")
+    alpha: float = _field(0.75, "replacement words ~ unigram count ** alpha (word2vec's choice)")
+    band: bool = _field(False, "draw each replacement from the original word's frequency band")
+    num_bands: int = _field(10, "frequency bands (equal total mass) when band is on")
+    swap: str = _field("any", "swap two positions anywhere (any) or neighbours only (adjacent)")
 
     def __post_init__(self):
         _check(bool(self.ops), "corruption ops must not be empty")
@@ -118,45 +199,48 @@ class CorruptionConfig:
 class PretrainConfig:
     """Run settings of `auxpretrain pretrain` (not part of the export format)."""
 
-    objectives: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {"context": 1.0, "sentence": 1.0}
-    )  # objective name -> loss weight
-    embedding_from_context_only: bool = True  # other objectives do not move the embedding
-    default_layers: str = "embedding"  # what `transfer` restores unless told: comma-separated
-    #   layer names or "all"; the sentence-objective convs transferred negatively (README Results)
-    batch_size: int = 64  # good sentences per batch (each also yields one bad copy)
-    epochs: float = 5.0  # passes over the training sentences (word2vec's default)
-    max_steps: int = 0  # stop after this many steps (0: epochs decide)
-    learning_rate: float = 1e-3  # Adam peak learning rate
-    warmup_steps: int = 100  # linear warm-up, then linear decay to 0 at the last step
-    clip_norm: float = 5.0  # global gradient norm clip
-    context_learning_rate: float = 0.025  # context objective: SGD rate per pair (word2vec's alpha)
-    context_passes: int = 4  # context objective: passes over the sentences per epoch (each step
-    #   takes its pairs from this many batches, each pass in its own order): word vectors from
-    #   ~800k words need ~20 passes, the sentence objective's layers 5 (README Results)
-    window: int = 15  # context objective: max distance of a (word, neighbour) pair; wide
-    #   windows (most of a sentence) put words of the same sentiment together (README Results)
-    negatives: int = 5  # context objective: noise words per real pair
-    subsample: float = 1e-4  # context objective: word2vec's frequent-word subsampling (0: off)
-    heldout_fraction: float = 0.02  # sentences held out for evaluation
-    min_heldout: int = 50  # fewer held-out sentences than this is an error
-    eval_every: int = 200  # steps between held-out evaluations
-    patience: int = 0  # evaluations without improvement before stopping early (0: never)
-    checkpoint_every: int = 200  # steps between checkpoints
-    checkpoint_minutes: float = 5.0  # also checkpoint when this much time has passed
-    keep_checkpoints: int = 3  # checkpoints kept in OUT/checkpoints
-    seed: int = 0  # seeds the corruptor, the batch order and the initialisers
+    objectives: Mapping[str, float] = _field(
+        factory=lambda: {"context": 1.0, "sentence": 1.0},
+        help="objective name -> loss weight (sentence, ranking, window, token, context)")
+    embedding_from_context_only: bool = _field(True, "other objectives do not move the embedding")
+    default_layers: str = _field("embedding", "what `transfer` restores unless told: comma-separated "
+                                              "layer names or all (the sentence-objective convolutions "
+                                              "transferred negatively, docs/results.md)")
+    batch_size: int = _field(64, "good sentences per batch (each also yields one bad copy)")
+    epochs: float = _field(5.0, "passes over the training sentences (word2vec's default)")
+    max_steps: int = _field(0, "stop after this many steps (0: epochs decide)")
+    learning_rate: float = _field(1e-3, "Adam peak learning rate")
+    warmup_steps: int = _field(100, "linear warm-up, then linear decay to 0 at the last step")
+    clip_norm: float = _field(5.0, "global gradient norm clip")
+    context_learning_rate: float = _field(0.025, "context objective: SGD rate per pair (word2vec's alpha)")
+    context_passes: int = _field(4, "context objective: passes over the corpus per epoch (each step takes "
+                                    "its pairs from this many batches, each pass in its own order); word "
+                                    "vectors from ~800k words need ~20 passes, the sentence layers 5")
+    context_window: int = _field(15, "context objective: max distance of a (word, neighbour) pair; wide "
+                                     "windows put words of the same sentiment together")
+    negatives: int = _field(5, "context objective: noise words per real pair")
+    negatives_alpha: float = _field(0.75, "context objective: noise words ~ unigram count ** alpha")
+    subsample: float = _field(1e-4, "context objective: word2vec's frequent-word subsampling (0: off)")
+    heldout_fraction: float = _field(0.02, "sentences held out for evaluation")
+    min_heldout: int = _field(50, "fewer held-out sentences than this is an error")
+    eval_every: int = _field(200, "steps between held-out evaluations")
+    patience: int = _field(0, "evaluations without improvement before stopping early (0: never)")
+    checkpoint_every: int = _field(200, "steps between checkpoints")
+    checkpoint_minutes: float = _field(5.0, "also checkpoint when this much time has passed")
+    keep_checkpoints: int = _field(3, "checkpoints kept in OUT/checkpoints")
+    seed: int = _field(0, "seeds the corruptor, the batch order and the initialisers")
 
     def __post_init__(self):
         _check(bool(self.objectives), "objectives must not be empty")
         for name, weight in self.objectives.items():
             _check(name in OBJECTIVES, f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
             _check(weight >= 0, f"weight of objective {name!r} must be >= 0")
-        for name in ("batch_size", "context_passes", "window", "negatives", "eval_every", "checkpoint_every",
-                     "keep_checkpoints", "min_heldout"):
+        for name in ("batch_size", "context_passes", "context_window", "negatives", "eval_every",
+                     "checkpoint_every", "keep_checkpoints", "min_heldout"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.epochs > 0 or self.max_steps > 0, "set epochs > 0 or max_steps > 0")
         _check(self.learning_rate > 0, "learning_rate must be > 0")
+        _check(self.negatives_alpha >= 0, f"negatives_alpha must be >= 0, got {self.negatives_alpha}")
         _check(0 < self.heldout_fraction < 0.5, "heldout_fraction must be in (0, 0.5)")
 
     def to_dict(self) -> Dict[str, Any]:
@@ -167,6 +251,92 @@ class PretrainConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], where: str = "pretrain config") -> "PretrainConfig":
         return _from_dict(cls, values, where)
+
+
+LayerSpec = Union[None, int, str, Tuple[str, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferConfig:
+    """Run settings of a downstream training (not part of any export)."""
+
+    epochs: int = _field(20, "maximum passes over the training set")
+    batch_size: int = _field(32, "examples per step")
+    learning_rate: float = _field(1e-3, "Adam (peak) learning rate of the head")
+    dropout: float = _field(0.5, "dropout rate on the pooled sentence vector")
+    layer_dropout: float = _field(0.0, "dropout rate on each convolution's input (0: off; not below a cache)")
+    patience: int = _field(4, "epochs without a better dev accuracy before stopping (0: never)")
+    freeze: str = _field("none", "layers kept fixed: none, all (head only), embedding, N (the bottom N, "
+                                 "embedding counted first), auto (try them and keep the best on dev)")
+    schedule: str = _field("constant", "constant Adam, or gradual: unfreeze one layer per epoch from the "
+                                       "top with discriminative and slanted triangular learning rates (ULMFiT)")
+    layer_lr_factor: Optional[float] = _field(None, "learning rate of a layer = lr / factor**(depth from "
+                                                    "the top) (None: 1.0, or 2.6 with the gradual schedule)")
+    embedding_lr_scale: float = _field(1.0, "the embedding's learning rate = the layers' rate times this")
+    cut_frac: float = _field(0.1, "slanted triangular: fraction of steps spent rising")
+    ratio: float = _field(32.0, "slanted triangular: peak / lowest learning rate")
+    weight_decay: float = _field(0.0, "decoupled (AdamW-style) decay of trained variables (frozen ones "
+                                      "never decay)")
+    cache: bool = _field(True, "cache the outputs of frozen bottom layers (same result, faster)")
+    cache_limit_bytes: int = _field(2 * 1024 ** 3, "above this the cache is skipped (said in the log)")
+    bucket: bool = _field(False, "length-sorted bucketing of training batches")
+    layers: LayerSpec = _field(None, "export layers to transfer: None (the export's default_layers), "
+                                     "n (the first n), a regex, names, or all")
+    allow_partial: bool = _field(False, "restore what matches instead of stopping at a missing or "
+                                        "mis-shaped variable")
+    vocab: str = _field("export", "export: the export's vocabulary; extend: add the task's new words, "
+                                  "initialised at the mean pretrained row")
+    noise_scale: float = _field(0.0, "noise on new words' rows (fraction of the rows' std), vocab=extend")
+    seed: int = _field(0, "graph seed, initialisers, dropout, shuffling")
+    eval_batch_size: int = _field(256, "examples per evaluation batch")
+
+    def __post_init__(self):
+        check = _check
+        check(isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs!r}")
+        check(isinstance(self.batch_size, int) and self.batch_size >= 1,
+              f"batch size must be >= 1, got {self.batch_size!r}")
+        check(self.learning_rate > 0, f"learning rate must be > 0, got {self.learning_rate}")
+        check(0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}")
+        check(0 <= self.layer_dropout < 1, f"layer dropout must be in [0, 1), got {self.layer_dropout}")
+        check(self.patience >= 0, f"patience must be >= 0, got {self.patience}")
+        check(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        check(self.layer_lr_factor is None or self.layer_lr_factor > 0,
+              f"layer lr factor must be > 0, got {self.layer_lr_factor}")
+        check(0 < self.cut_frac < 1, f"cut_frac must be in (0, 1), got {self.cut_frac}")
+        check(self.ratio >= 1, f"ratio must be >= 1, got {self.ratio}")
+        check(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
+        check(self.vocab in VOCAB_MODES, f"vocab must be one of {', '.join(VOCAB_MODES)}, got {self.vocab!r}")
+        check(self.eval_batch_size >= 1, "eval batch size must be >= 1")
+        check(self.noise_scale >= 0, "noise scale must be >= 0")
+        object.__setattr__(self, "freeze", normalize_freeze(self.freeze))
+        if isinstance(self.layers, list):
+            object.__setattr__(self, "layers", tuple(self.layers))
+
+    @property
+    def lr_factor(self) -> float:
+        """The discriminative factor in effect (ULMFiT's 2.6 for the gradual schedule)."""
+        if self.layer_lr_factor is not None:
+            return float(self.layer_lr_factor)
+        return DEFAULT_GRADUAL_FACTOR if self.schedule == "gradual" else 1.0
+
+    def to_dict(self) -> Dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if isinstance(out["layers"], tuple):
+            out["layers"] = list(out["layers"])
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str = "transfer settings") -> "TransferConfig":
+        return _from_dict(cls, values, where)
+
+    def replace(self, where: str = "transfer settings", **overrides) -> "TransferConfig":
+        """A copy with `overrides` (field name -> value); an unknown name raises ConfigError."""
+        unknown = sorted(set(overrides) - set(_fields(TransferConfig)))
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: "
+                              f"{', '.join(_fields(TransferConfig))}")
+        return dataclasses.replace(self, **overrides)
+
 
 
 def load_json_config(path: str) -> Dict[str, Any]:

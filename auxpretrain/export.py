@@ -6,7 +6,7 @@ Layout (every file's sha256 is in the manifest):
   vocab.txt                        one token a line; line i is embedding row i
   model.ckpt.index / .data-*       a Saver checkpoint of exactly the transferable variables
   graph.meta                       a MetaGraphDef of the inference encoder (input_ids ->
-                                   pooled), holding the transferable collection (seeds/001)
+                                   pooled), holding the transferable collection, for import_meta_graph
 
 Written atomically: everything goes to a temporary sibling directory which is renamed into
 place only when complete, so a crash or a full disk never leaves a half export and the
@@ -17,38 +17,29 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
-import json
 import os
 import shutil
-import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from auxpretrain.config import ModelConfig
 from auxpretrain.errors import ConfigError, ExportError
-from auxpretrain.variables import TRANSFERABLE_VARIABLES, layer_of, strip_suffix
+from auxpretrain.files import (atomic_write_json, check_file_names, first_line, fsync_dir, make_temporary_dir,
+                               read_json_descriptor, replace_dir, sha256_file, verify_files)
+from auxpretrain.model.variables import TRANSFERABLE_VARIABLES, layer_of, strip_suffix
 
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "model.ckpt"
 MANIFEST = "manifest.json"
 VOCAB = "vocab.txt"
 GRAPH_META = "graph.meta"
-# names of the tensors of graph.meta, for import_meta_graph users (seeds/001)
+# names of the tensors of graph.meta, for import_meta_graph users
 TENSORS = {
     "input_ids": "input_ids:0",  # int32 [batch, time], 0 = padding
     "sequence": "encoder/sequence:0",  # float32 [batch, time, width], top layer output
     "pooled": "encoder/pooled:0",  # float32 [batch, pooled_size], sentence vector
 }
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclasses.dataclass
@@ -75,13 +66,8 @@ class Export:
             reader = tf.compat.v1.train.NewCheckpointReader(self.checkpoint_prefix)
             return {n: reader.get_tensor(n) for n in (names or self.variables)}
         except Exception as e:  # a corrupted checkpoint surfaces here as a TF error
-            raise ExportError(f"{self.path}: cannot read the checkpoint ({_first_line(e)}); "
+            raise ExportError(f"{self.path}: cannot read the checkpoint ({first_line(e)}); "
                               "re-export or re-download it") from None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
 
 
 def _layers_manifest(variables: Mapping[str, Tuple[Tuple[int, ...], str]], config: ModelConfig):
@@ -102,7 +88,7 @@ def build_inference_graph(config: ModelConfig):
     """
     import tensorflow as tf
 
-    from auxpretrain.modeling import build_encoder
+    from auxpretrain.model.encoder import build_encoder  # TensorFlow: only when an export is written
 
     tf1 = tf.compat.v1
     graph = tf.Graph()
@@ -146,9 +132,7 @@ def write_export(out_dir: str, values: Mapping[str, np.ndarray], config: ModelCo
             raise ExportError(f"{name}: value shape {np.shape(values[name])} != variable shape {var.shape}")
 
     out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    tmp = make_temporary_dir(out_dir)
     try:
         with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
             sess.run([v.initializer for v in variables.values()],
@@ -182,76 +166,13 @@ def write_export(out_dir: str, values: Mapping[str, np.ndarray], config: ModelCo
             "files": files,
         }
         manifest.update(dict(extra or {}))
-        _write_json(os.path.join(tmp, MANIFEST), manifest)
-        _fsync_dir(tmp)
+        atomic_write_json(os.path.join(tmp, MANIFEST), manifest)
+        fsync_dir(tmp)
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_export(out_dir)
-
-
-def _write_json(path: str, data: Any) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: str) -> None:
-    for name in os.listdir(path):
-        with open(os.path.join(path, name), "rb") as f:
-            os.fsync(f.fileno())
-
-
-def replace_dir(tmp: str, out_dir: str, error=ExportError) -> None:
-    """Moves the complete directory `tmp` to `out_dir`; an old `out_dir` is removed only
-    afterwards, so a crash leaves either the old or the new one whole."""
-    old = None
-    if os.path.exists(out_dir):
-        if not os.path.isdir(out_dir):
-            raise error(f"{out_dir}: exists and is not a directory; choose another --out")
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir))
-        os.rmdir(old)
-        os.rename(out_dir, old)
-    os.rename(tmp, out_dir)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def read_descriptor(directory: str, filename: str, what: str, fix: str, error=ExportError):
-    """Reads the JSON object describing a saved directory -> (its path, the dict)."""
-    path = os.path.join(directory, filename)
-    try:
-        with open(path, "r", encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise error(f"{directory}: no {filename}; this is not {what}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise error(f"{path}: not valid JSON ({e}); {fix}") from None
-    if not isinstance(data, dict):
-        raise error(f"{path}: not {what} (expected a JSON object)")
-    return path, data
-
-
-def check_file_names(files, where: str, error=ExportError) -> None:
-    """File entries of a manifest must name files inside its directory."""
-    for name in files:
-        if os.path.basename(name) != name or name in ("", ".", ".."):
-            raise error(f"{where}: file entry {name!r} points outside the directory")
-
-
-def verify_files(directory: str, files: Mapping[str, str], what: str, fix: str,
-                 error=ExportError) -> None:
-    """Checks every listed file exists and matches its sha256; one-line `error` otherwise."""
-    for name, digest in files.items():
-        file_path = os.path.join(directory, os.path.basename(name))
-        if not os.path.isfile(file_path):
-            raise error(f"{file_path}: missing from the {what}; {fix}")
-        if sha256_file(file_path) != digest:
-            raise error(f"{file_path}: sha256 does not match the manifest (truncated, edited or "
-                        f"from another {what}); {fix}")
 
 
 def load_export(path: str, verify: bool = True) -> Export:
@@ -264,13 +185,13 @@ def load_export(path: str, verify: bool = True) -> Export:
     Raises:
       ExportError: one line naming the file or variable and what to do.
     """
-    from auxpretrain.text import Tokenizer
-    from auxpretrain.vocab import Vocabulary
+    from auxpretrain.data.text import Tokenizer
+    from auxpretrain.data.vocab import Vocabulary
 
     if not os.path.isdir(path):
         raise ExportError(f"{path}: no such export directory (expected the OUT/export folder "
                           "written by `auxpretrain pretrain`)")
-    manifest_path, manifest = read_descriptor(path, MANIFEST, "an auxpretrain export",
+    manifest_path, manifest = read_json_descriptor(path, MANIFEST, "an auxpretrain export",
                                               "the export is corrupted, re-export it")
     if manifest.get("package") != "auxpretrain":
         raise ExportError(f"{manifest_path}: not an auxpretrain manifest")
@@ -315,6 +236,15 @@ def load_export(path: str, verify: bool = True) -> Export:
                   checkpoint_prefix=prefix, variables=variables)
 
 
+def as_export(source) -> Export:
+    """An `Export` from an Export or an export directory (loaded and verified)."""
+    if isinstance(source, Export):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return load_export(os.fspath(source), verify=True)
+    raise ExportError(f"expected an export directory or an auxpretrain.Export, got {type(source).__name__}")
+
+
 def expected_variables(config: ModelConfig) -> Dict[str, Tuple[int, ...]]:
     """The encoder's variable names and shapes that `config` implies (build_encoder's scopes)."""
     out = {"embedding/table": (config.vocab_size, config.embedding_size)}
@@ -332,7 +262,7 @@ def _check_checkpoint(prefix: str, variables, path: str) -> None:
     try:
         stored = dict(tf.compat.v1.train.list_variables(prefix))
     except Exception as e:
-        raise ExportError(f"{path}: cannot read the checkpoint ({_first_line(e)}); re-export it") from None
+        raise ExportError(f"{path}: cannot read the checkpoint ({first_line(e)}); re-export it") from None
     for name, (shape, _) in variables.items():
         if name not in stored:
             raise ExportError(f"{path}: variable {name} is in the manifest but not in the checkpoint; re-export it")

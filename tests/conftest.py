@@ -22,7 +22,7 @@ def make_toy_task(seed=0, n_train=120, n_dev=60, n_test=60, words=90):
     """A tiny two-class task: a 'good'/'bad' cue word among random filler words."""
     import numpy as np
 
-    from auxpretrain.tasks import Split, TaskData
+    from auxpretrain.data.tasks import Split, TaskData
 
     rng = np.random.default_rng(seed)
     vocab = [f"w{i}" for i in range(words)]
@@ -53,10 +53,10 @@ def make_tiny_export(path, task=None, num_layers=2, embedding_size=11, hidden_si
 
     from auxpretrain.config import ModelConfig
     from auxpretrain.export import write_export
-    from auxpretrain.modeling import build_encoder
-    from auxpretrain.restore import values_from_session
-    from auxpretrain.text import Tokenizer
-    from auxpretrain.vocab import Vocabulary
+    from auxpretrain.model.encoder import build_encoder
+    from auxpretrain.transfer.restore import values_from_session
+    from auxpretrain.data.text import Tokenizer
+    from auxpretrain.data.vocab import Vocabulary
 
     tf1 = tf.compat.v1
     task = task or make_toy_task()

@@ -1,7 +1,7 @@
-"""scripts/benchmark.py's pure helpers on fabricated rows: aggregation into the table, the
-results.json schema, resuming, the time estimate. Nothing is trained here."""
+"""The benchmarks package's pure helpers on fabricated rows: aggregation into the table, the
+results.json schema, resuming, the time estimate. Nothing is trained here. Also: every
+`python -m benchmarks.X` command answers --help."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,19 +9,16 @@ import sys
 
 import pytest
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "benchmark.py")
+from benchmarks.benchmark import parse_list, parse_sizes
+from benchmarks.estimate import finetune_seconds, fmt_minutes, model_scale, pretrain_seconds
+from auxpretrain.files import atomic_write_json
+from benchmarks.profiles import PROFILES, STAGES
+from benchmarks.results import (SCHEMA_VERSION, aggregate, check_results, curve_key, gains, new_results,
+                                protocol_diff, upsert)
+from benchmarks.tables import format_objectives, format_speed, format_table, headline
 
-
-@pytest.fixture(scope="module")
-def bm():
-    spec = importlib.util.spec_from_file_location("benchmark_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop(spec.name, None)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMANDS = ("benchmark", "scaling", "corruption_speed", "probe_embeddings")
 
 
 FULL = 9749
@@ -39,8 +36,8 @@ def fabricated_rows():
     return rows
 
 
-def test_aggregate_mean_std_min_max(bm):
-    agg = bm.aggregate(fabricated_rows())
+def test_aggregate_mean_std_min_max():
+    agg = aggregate(fabricated_rows())
     cell = agg["random"][1000]
     assert cell["n"] == 3
     assert cell["mean"] == pytest.approx(0.65)
@@ -49,23 +46,23 @@ def test_aggregate_mean_std_min_max(bm):
     assert sorted(agg["word2vec"]) == [100, 1000, FULL]
 
 
-def test_aggregate_skips_missing_accuracy_and_single_seed_has_zero_std(bm):
+def test_aggregate_skips_missing_accuracy_and_single_seed_has_zero_std():
     rows = [{"method": "random", "train_size": 100, "seed": 0, "accuracy": 0.6},
             {"method": "random", "train_size": 100, "seed": 1, "accuracy": None}]
-    cell = bm.aggregate(rows)["random"][100]
+    cell = aggregate(rows)["random"][100]
     assert cell["n"] == 1 and cell["std"] == 0.0
 
 
-def test_gains_over_random(bm):
-    g = bm.gains(bm.aggregate(fabricated_rows()))
+def test_gains_over_random():
+    g = gains(aggregate(fabricated_rows()))
     assert "random" not in g
     assert g["pretrained_finetune"][1000] == pytest.approx(0.02)
     assert g["word2vec"][FULL] == pytest.approx(0.03)
 
 
-def test_format_table_text_and_markdown(bm):
+def test_format_table_text_and_markdown():
     rows = fabricated_rows()
-    text = bm.format_table(rows, full_size=FULL, majority=0.582)
+    text = format_table(rows, full_size=FULL, majority=0.582)
     lines = text.splitlines()
     assert "majority class 58.2" in lines[0]
     assert f"all ({FULL:,})" in lines[1]
@@ -77,20 +74,20 @@ def test_format_table_text_and_markdown(bm):
     assert "gain over random" in text
     gain_line = [line for line in lines if line.startswith("pretrained_finetune")][-1]
     assert "+2.0" in gain_line
-    md = bm.format_table(rows, full_size=FULL, markdown=True)
+    md = format_table(rows, full_size=FULL, markdown=True)
     assert "| method | 100 | 1,000 | all (9,749) |" in md
     assert "|---|---:|---:|---:|" in md
 
 
-def test_format_table_marks_cells_with_fewer_seeds(bm):
+def test_format_table_marks_cells_with_fewer_seeds():
     rows = fabricated_rows()[:-1]  # tfidf_lr at all: 2 seeds only
-    text = bm.format_table(rows, full_size=FULL)
+    text = format_table(rows, full_size=FULL)
     tfidf = next(line for line in text.splitlines() if line.startswith("tfidf_lr"))
     assert tfidf.rstrip().endswith("(2)")
 
 
-def test_results_schema_on_fabricated_rows(bm, tmp_path):
-    results = bm.new_results({"profile": "full"})
+def test_results_schema_on_fabricated_rows(tmp_path):
+    results = new_results({"profile": "full"})
     results["learning_curve"] = fabricated_rows()
     results["machine"] = {"cores": 2, "peak_gflops": 170.0}
     results["corruption"] = {"pairs_per_s": 5e5, "nlpaug_per_s": 1e4, "ids_pairs_per_s": 3e6,
@@ -101,60 +98,60 @@ def test_results_schema_on_fabricated_rows(bm, tmp_path):
     results["cache"] = {"cached_seconds_per_epoch": 0.5, "uncached_seconds_per_epoch": 5.0, "speedup": 10.0}
     results["restore"] = {"restore_seconds": 1.2, "saver_seconds": 1.0, "vocab_size": 200000,
                           "embedding_size": 300, "verify_seconds": 0.4}
-    assert bm.check_results(results) == []
+    assert check_results(results) == []
     path = tmp_path / "results.json"
-    bm.write_json_atomic(str(path), results)
+    atomic_write_json(str(path), results)
     loaded = json.loads(path.read_text())
-    assert loaded["schema"] == bm.SCHEMA_VERSION
+    assert loaded["schema"] == SCHEMA_VERSION
     assert {"method", "train_size", "seed", "accuracy"} <= set(loaded["learning_curve"][0])
     assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
-    speed = bm.format_speed(loaded)
+    speed = format_speed(loaded)
     assert "50.0x" in speed and "MFU 24.0%" in speed and "10.0x" in speed
-    lines = bm.headline(loaded)
+    lines = headline(loaded)
     assert lines[0].startswith("best pretrained at 1,000 labels: pretrained_finetune")
     assert "+2.0 points" in lines[0] and "behind" in lines[0]
 
 
-def test_check_results_finds_problems(bm):
-    results = bm.new_results({})
+def test_check_results_finds_problems():
+    results = new_results({})
     results["learning_curve"] = [{"method": "random", "train_size": 100, "seed": 0, "accuracy": 0.6},
                                  {"method": "random", "train_size": 100, "seed": 0, "accuracy": 0.6},
                                  {"method": "random", "train_size": 300, "seed": 0},
                                  {"method": "random", "train_size": 300, "seed": 1, "accuracy": 61.0}]
     results["cache"] = {"speedup": 3.0}
-    problems = bm.check_results(results)
+    problems = check_results(results)
     assert any("duplicate" in p for p in problems)
     assert any("missing accuracy" in p for p in problems)
     assert any("outside [0, 1]" in p for p in problems)
     assert any(p.startswith("cache: missing") for p in problems)
     results["schema"] = 0
-    assert any("schema" in p for p in bm.check_results(results))
+    assert any("schema" in p for p in check_results(results))
 
 
-def test_upsert_and_keys_make_reruns_skip_rows(bm):
+def test_upsert_and_keys_make_reruns_skip_rows():
     rows = fabricated_rows()
     n = len(rows)
     row = dict(rows[0], accuracy=0.5)
-    bm.upsert(rows, row, bm.curve_key)
+    upsert(rows, row, curve_key)
     assert len(rows) == n and rows[0]["accuracy"] == 0.5
-    bm.upsert(rows, dict(row, seed=7), bm.curve_key)
+    upsert(rows, dict(row, seed=7), curve_key)
     assert len(rows) == n + 1
-    assert bm.curve_key({"method": "random", "train_size": "100", "seed": "2"}) == ("random", 100, 2)
+    assert curve_key({"method": "random", "train_size": "100", "seed": "2"}) == ("random", 100, 2)
 
 
-def test_parse_sizes_and_lists(bm):
-    assert bm.parse_sizes("100, 300,all,1_000") == [100, 300, "all", 1000]
+def test_parse_sizes_and_lists():
+    assert parse_sizes("100, 300,all,1_000") == [100, 300, "all", 1000]
     with pytest.raises(Exception):
-        bm.parse_sizes("100,lots")
+        parse_sizes("100,lots")
     with pytest.raises(Exception):
-        bm.parse_sizes("1")
-    assert bm.parse_list("corpus,restore", bm.STAGES, "--stages") == ["corpus", "restore"]
+        parse_sizes("1")
+    assert parse_list("corpus,restore", STAGES, "--stages") == ["corpus", "restore"]
     with pytest.raises(Exception):
-        bm.parse_list("corpus,train", bm.STAGES, "--stages")
+        parse_list("corpus,train", STAGES, "--stages")
 
 
-def test_profiles_and_schedules(bm):
-    quick, full, smoke = bm.PROFILES["quick"], bm.PROFILES["full"], bm.PROFILES["smoke"]
+def test_profiles_and_schedules():
+    quick, full, smoke = PROFILES["quick"], PROFILES["full"], PROFILES["smoke"]
     for p in (quick, full):
         assert {100, 300, 1000, 3000, "all"} <= set(p.sizes) and len(p.seeds) == 3
         assert p.pretrain_steps is None  # the shipped default pretraining, never shortened
@@ -163,33 +160,40 @@ def test_profiles_and_schedules(bm):
     assert quick.finetune_schedule("all") == (quick.large_epochs, quick.large_patience)
     assert quick.finetune_schedule("all", "pretrained_gradual", num_layers=2)[0] >= 5
     assert smoke.seeds == (0,) and smoke.sizes == (100, 300) and smoke.epochs == 1
-    assert bm.protocol_diff(quick.protocol(), quick.protocol()) == []
-    assert any(d.startswith("large_epochs") for d in bm.protocol_diff(quick.protocol(), full.protocol()))
+    assert protocol_diff(quick.protocol(), quick.protocol()) == []
+    assert any(d.startswith("large_epochs") for d in protocol_diff(quick.protocol(), full.protocol()))
 
 
-def test_cost_model(bm):
-    assert bm.model_scale({}) == pytest.approx(1.0)
-    assert bm.model_scale({"embedding_size": 32, "hidden_size": 32}) == pytest.approx(0.15)
-    slow = bm.finetune_seconds("pretrained_finetune", 9749, 10, 3, 1.0)
-    assert slow > bm.finetune_seconds("pretrained_finetune", 1000, 10, 3, 1.0) > \
-        bm.finetune_seconds("tfidf_lr", 1000, 10, 3, 1.0)
-    assert bm.pretrain_seconds({"context": 1.0}, 1000, 1.0) < bm.pretrain_seconds({"sentence": 1.0}, 1000, 1.0)
-    assert bm.fmt_minutes(30) == "30 s" and bm.fmt_minutes(90) == "1.5 min"
+def test_cost_model():
+    assert model_scale({}) == pytest.approx(1.0)
+    assert model_scale({"embedding_size": 32, "hidden_size": 32}) == pytest.approx(0.15)
+    slow = finetune_seconds("pretrained_finetune", 9749, 10, 3, 1.0)
+    assert slow > finetune_seconds("pretrained_finetune", 1000, 10, 3, 1.0) > \
+        finetune_seconds("tfidf_lr", 1000, 10, 3, 1.0)
+    assert pretrain_seconds({"context": 1.0}, 1000, 1.0) < pretrain_seconds({"sentence": 1.0}, 1000, 1.0)
+    assert fmt_minutes(30) == "30 s" and fmt_minutes(90) == "1.5 min"
 
 
-def test_objectives_table(bm):
+def test_objectives_table():
     rows = [{"variant": v, "train_size": 1000, "seed": s, "accuracy": a + 0.01 * s}
             for v, a in (("default", 0.66), ("sentence", 0.64)) for s in range(3)]
     pre = {"default": {"objectives_label": "context+sentence", "steps": 1653, "heldout_pairwise_accuracy": 0.71},
            "sentence": {"objectives_label": "sentence", "steps": 1653}}
-    text = bm.format_objectives(rows, pre, {"random": 0.65})
+    text = format_objectives(rows, pre, {"random": 0.65})
     default_line = next(line for line in text.splitlines() if line.startswith("default"))
     assert "context+sentence" in default_line and "67.0 ± 1.0" in default_line and "+2.0" in default_line
 
 
-def test_script_imports_without_tensorflow():
-    code = (f"import importlib.util, sys; spec = importlib.util.spec_from_file_location('b', {SCRIPT!r}); "
-            "m = importlib.util.module_from_spec(spec); sys.modules['b'] = m; spec.loader.exec_module(m); "
+def test_benchmark_imports_without_tensorflow():
+    code = ("import sys; import benchmarks.benchmark as m; "
             "m.build_parser().parse_args(['--out', 'x', '--quick']); "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_help(command):
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.{command}", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith(f"usage: python -m benchmarks.{command} ")

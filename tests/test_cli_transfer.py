@@ -44,7 +44,7 @@ def _one_line_error(code, err):
 
 
 def test_transfer_from_export_on_files(capsys, files, tiny_export_dir, tmp_path):
-    from auxpretrain.transfer import load_model
+    from auxpretrain.transfer.saved import load_model
 
     metrics, out_dir = tmp_path / "m.json", tmp_path / "model"
     code, out, err = _run(capsys, "--train", files["train"], "--dev", files["dev"], "--test", files["test"],
@@ -72,7 +72,7 @@ def test_random_init_baseline_without_dev_file(capsys, files, tmp_path):
 
 
 def test_sentiment_task_runs(capsys, tiny_export_dir, tmp_path):
-    from auxpretrain import sources
+    from auxpretrain.data import packaged as sources
     from auxpretrain.errors import InputError
 
     try:

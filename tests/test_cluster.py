@@ -14,14 +14,14 @@ import time
 import numpy as np
 import pytest
 
-from auxpretrain.cluster import parse_tf_config, shard_indices, task_from_environ
+from auxpretrain.pretraining.tf_config import parse_tf_config, shard_indices, task_from_environ
 from auxpretrain.errors import ConfigError
 
 from conftest import make_tiny_corpus
 
 MODEL = {"embedding_size": 13, "hidden_size": 17, "num_layers": 2, "max_length": 20}
 PRETRAIN = dict(batch_size=16, eval_every=20, checkpoint_every=10, warmup_steps=4, heldout_fraction=0.1,
-                min_heldout=20, learning_rate=5e-3, window=2, negatives=3)
+                min_heldout=20, learning_rate=5e-3, context_window=2, negatives=3)
 CLUSTER = {"chief": ["127.0.0.1:2222"], "worker": ["127.0.0.1:2223", "127.0.0.1:2224"],
            "ps": ["127.0.0.1:2225"]}
 
@@ -111,10 +111,12 @@ def test_tables_are_sharded_over_the_ps_tasks_and_exported_whole(tf1):
     """2 ps tasks + the chief as in-process servers: each table is split in row blocks over
     the ps tasks, checkpoint ops run on the chief, and the exported `embedding/table` (the
     parts concatenated) has, at row i, the vector the model looks up for word i."""
-    from auxpretrain.cluster import ClusterTask, build_cluster_graph
+    from auxpretrain.pretraining.tf_config import ClusterTask
+    from auxpretrain.pretraining.cluster import build_cluster_graph
     from auxpretrain.config import CorruptionConfig, ModelConfig, PretrainConfig
-    from auxpretrain.training import BatchMaker, EncodedSentences
-    from auxpretrain.vocab import Vocabulary
+    from auxpretrain.pretraining.batches import BatchMaker
+    from auxpretrain.data.encoded import EncodedSentences
+    from auxpretrain.data.vocab import Vocabulary
 
     words = [f"w{i}" for i in range(35)]
     vocab = Vocabulary.build([words, words], min_count=1)  # 37 rows: parts of 19 and 18

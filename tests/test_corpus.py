@@ -8,9 +8,9 @@ import lzma
 
 import pytest
 
-from auxpretrain.corpus import CorpusStats, iter_sentences, iter_texts, resolve
+from auxpretrain.data.corpus import CorpusStats, iter_sentences, iter_texts, resolve
 from auxpretrain.errors import InputError
-from auxpretrain.text import SentenceSplitter, Tokenizer
+from auxpretrain.data.text import SentenceSplitter, Tokenizer
 
 LINES = ["The first line. It has two sentences.", "", "Second line here", "  Third line, padded.  "]
 EXPECTED = ["The first line. It has two sentences.", "Second line here", "Third line, padded."]
@@ -188,7 +188,7 @@ def test_unreachable_hub_is_a_clear_error(monkeypatch):
 
 @pytest.mark.network
 def test_hub_dataset_streams():
-    from auxpretrain.corpus import _hub_reachable
+    from auxpretrain.data.corpus import _hub_reachable
 
     if not _hub_reachable():
         pytest.skip("the dataset hub is not reachable")

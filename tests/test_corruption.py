@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from auxpretrain.config import CorruptionConfig
-from auxpretrain.corruption import (OPS, Corruptor, CorruptedBatch, UnigramSampler,
+from auxpretrain.data.corruption import (OPS, Corruptor, CorruptedBatch, UnigramSampler,
                                     sample_unigram)
 from auxpretrain.errors import ConfigError
 

@@ -1,4 +1,4 @@
-"""The runnable examples in scripts/ (they are documentation): each runs as a subprocess on a
+"""The runnable examples in examples/ (they are documentation): each runs as a subprocess on a
 tiny export and toy task files, and prints its `accuracy: X` lines."""
 
 import os
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import make_tiny_export, make_toy_task
 
-SCRIPTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts")
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 # example -> (extra arguments, number of `accuracy:` lines it prints)
 EXAMPLES = {
@@ -43,7 +43,7 @@ def files(tmp_path_factory):
 
 def _run(script, args):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, os.path.join(SCRIPTS, script)] + args, capture_output=True,
+    return subprocess.run([sys.executable, os.path.join(EXAMPLES_DIR, script)] + args, capture_output=True,
                           text=True, env=env, timeout=600)
 
 

@@ -35,7 +35,7 @@ def test_graph_meta_has_named_tensors_and_collection(tiny_export_dir, tf1):
     import tensorflow as tf
 
     from auxpretrain.export import load_export
-    from auxpretrain.variables import TRANSFERABLE_VARIABLES
+    from auxpretrain.model.variables import TRANSFERABLE_VARIABLES
 
     exported = load_export(tiny_export_dir)
     graph = tf.Graph()
@@ -116,7 +116,7 @@ def test_failed_write_keeps_previous_export(tiny_export_dir, tmp_path, monkeypat
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export_lib, "_write_json", disk_full)
+    monkeypatch.setattr(export_lib, "atomic_write_json", disk_full)
     with pytest.raises(OSError):
         export_lib.write_export(path, values, before.config, before.vocab, before.tokenizer)
     after = export_lib.load_export(path)  # intact and verified

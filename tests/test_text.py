@@ -3,7 +3,7 @@
 import pytest
 
 from auxpretrain.errors import ConfigError
-from auxpretrain.text import DEFAULT_PATTERN, SentenceSplitter, Tokenizer
+from auxpretrain.data.text import DEFAULT_PATTERN, SentenceSplitter, Tokenizer
 
 TEXTS = [
     "The well-known café's owner didn't pay 3.5 million, or 1,000,000 dollars!",

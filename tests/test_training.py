@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from auxpretrain.config import CorruptionConfig, PretrainConfig
+from auxpretrain.config import CorpusConfig, CorruptionConfig, PretrainConfig
 from auxpretrain.errors import ConfigError, InputError
 
 from conftest import make_tiny_corpus
@@ -17,7 +17,7 @@ MODEL = {"embedding_size": 11, "hidden_size": 37, "num_layers": 2, "max_length":
 
 def _config(**kw):
     base = dict(batch_size=16, max_steps=24, eval_every=12, checkpoint_every=8, warmup_steps=4,
-                heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, window=2, negatives=3)
+                heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, context_window=2, negatives=3)
     base.update(kw)
     return PretrainConfig(**base)
 
@@ -28,11 +28,12 @@ def corpus(tmp_path_factory):
 
 
 def _run(corpus, out, config=None, **kw):
-    from auxpretrain.training import pretrain
+    from auxpretrain.pretraining.run import pretrain
 
     logs = []
     summary = pretrain([corpus], str(out), MODEL, config or _config(), CorruptionConfig(),
-                       min_count=1, progress=False, measure_speed=False, log=logs.append, **kw)
+                       corpus_config=CorpusConfig(min_count=1), progress=False, measure_speed=False,
+                       log=logs.append, **kw)
     return summary, logs
 
 
@@ -88,7 +89,7 @@ def test_resume_after_kill_9(corpus, tmp_path, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"model": MODEL, "pretrain": dict(
         batch_size=16, max_steps=40, eval_every=20, checkpoint_every=4, warmup_steps=4,
-        heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, window=9, negatives=3)}))
+        heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, context_window=9, negatives=3)}))
     cmd = [sys.executable, "-m", "auxpretrain.cli", "pretrain", "--corpus", corpus, "--out", str(out),
            "--config", str(config), "--min-count", "1", "--quiet", "--context-window", "2",
            "--context-passes", "3"]
@@ -112,7 +113,7 @@ def test_resume_after_kill_9(corpus, tmp_path, capsys):
         capsys.readouterr().err[-2000:]
     assert "resumed" not in capsys.readouterr().out
     recorded = json.load(open(out / "run.json"))["pretrain"]  # the flags override the file
-    assert (recorded["window"], recorded["context_passes"]) == (2, 3)
+    assert (recorded["context_window"], recorded["context_passes"]) == (2, 3)
     a = load_export(str(out / "export")).values()
     b = load_export(str(tmp_path / "straight" / "export")).values()
     for name in a:  # same batches, same Adam state: the same weights up to float noise
@@ -134,11 +135,12 @@ def test_corpus_too_small_for_heldout(tmp_path):
 
 
 def test_empty_vocabulary_after_min_count(corpus, tmp_path):
-    from auxpretrain.training import pretrain
+    from auxpretrain.pretraining.run import pretrain
 
     with pytest.raises(InputError, match="vocabulary is empty"):
         pretrain([corpus], str(tmp_path / "run"), MODEL, _config(), CorruptionConfig(),
-                 min_count=10 ** 6, progress=False, measure_speed=False, log=lambda s: None)
+                 corpus_config=CorpusConfig(min_count=10 ** 6), progress=False, measure_speed=False,
+                 log=lambda s: None)
 
 
 def test_init_embeddings_from_word2vec_text(corpus, tmp_path):
@@ -166,8 +168,9 @@ def test_run_json_records_the_configuration(corpus, tmp_path):
 
 def _maker(corpus, **kw):
     from auxpretrain.config import ModelConfig
-    from auxpretrain.text import Tokenizer
-    from auxpretrain.training import BatchMaker, prepare_corpus
+    from auxpretrain.data.text import Tokenizer
+    from auxpretrain.pretraining.batches import BatchMaker
+    from auxpretrain.data.encoded import prepare_corpus
 
     config = _config(**kw)
     data = prepare_corpus([corpus], Tokenizer(), 1, None, 0.1, 20, 0, log=lambda _: None)
@@ -185,7 +188,7 @@ def test_each_context_pass_covers_the_sentences_once_an_epoch_in_its_own_order(c
         assert len(np.unique(flat)) == len(flat) > n - b
     assert not np.array_equal(np.concatenate(orders[0]), np.concatenate(orders[1]))  # ... reordered
     batch = next(maker.stream(0, 1))
-    from auxpretrain.objectives import INPUT_SPECS
+    from auxpretrain.model.objectives import INPUT_SPECS
 
     batch = dict(zip(INPUT_SPECS, batch))
     assert batch["pass_pairs"].shape == (3,) and batch["pass_pairs"].min() > 0
@@ -199,8 +202,8 @@ def test_context_passes_update_one_after_the_other(corpus):
     tables pass 1 wrote (one summed update would not)."""
     import tensorflow as tf
 
-    from auxpretrain.objectives import INPUT_SPECS, build_pretrain_model
-    from auxpretrain.training import _train_op
+    from auxpretrain.model.objectives import INPUT_SPECS, build_pretrain_model
+    from auxpretrain.pretraining.graph import build_train_op as _train_op
 
     tf1 = tf.compat.v1
     maker, model_config, _ = _maker(corpus, context_passes=1, subsample=0.0)

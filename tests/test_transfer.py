@@ -11,7 +11,7 @@ from conftest import make_tiny_export, make_toy_task
 
 
 def _settings(**kw):
-    from auxpretrain.transfer import TransferConfig
+    from auxpretrain.config import TransferConfig
 
     base = dict(epochs=2, batch_size=16, learning_rate=1e-2, patience=0, seed=3)
     base.update(kw)
@@ -27,7 +27,7 @@ def export(tiny_export_dir):
 
 @pytest.mark.parametrize("freeze", ["2", "all"])
 def test_cache_gives_the_same_model_as_no_cache(tf1, toy_task, export, freeze):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     with_cache = fine_tune(toy_task, export, _settings(freeze=freeze, cache=True))
     without = fine_tune(toy_task, export, _settings(freeze=freeze, cache=False))
@@ -47,7 +47,7 @@ def test_cache_gives_the_same_model_as_no_cache(tf1, toy_task, export, freeze):
 
 
 def test_frozen_layers_keep_the_export_values(tf1, toy_task, export):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     original = export.values()
     for cache in (True, False):
@@ -62,7 +62,7 @@ def test_frozen_layers_keep_the_export_values(tf1, toy_task, export):
 
 def test_random_init_baseline_and_determinism(tf1, toy_task):
     from auxpretrain.config import ModelConfig
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     config = ModelConfig(vocab_size=3, embedding_size=11, hidden_size=37, num_layers=2, max_length=16)
     a = fine_tune(toy_task, None, _settings(), model_config=config)
@@ -80,7 +80,7 @@ def test_random_init_baseline_and_determinism(tf1, toy_task):
 
 
 def test_train_size_subsample(tf1, toy_task, export):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     result = fine_tune(toy_task, export, _settings(epochs=1), train_size=40)
     assert result.metrics["train_size"] == 40
@@ -89,7 +89,7 @@ def test_train_size_subsample(tf1, toy_task, export):
 
 
 def test_early_stopping_keeps_the_best_epoch(tf1, toy_task, export):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     result = fine_tune(toy_task, export, _settings(epochs=4, patience=1, learning_rate=0.05))
     accs = [e["dev_accuracy"] for e in result.epochs]
@@ -103,7 +103,7 @@ def test_early_stopping_keeps_the_best_epoch(tf1, toy_task, export):
 
 
 def test_gradual_unfreezing(tf1, toy_task, export):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     result = fine_tune(toy_task, export, _settings(epochs=5, schedule="gradual"))
     groups = [e["trained_groups"] for e in result.epochs]
@@ -118,7 +118,7 @@ def test_gradual_unfreezing(tf1, toy_task, export):
 
 
 def test_freeze_auto_tries_every_candidate_and_keeps_the_best(tf1, toy_task, export):
-    from auxpretrain.transfer import fine_tune, format_auto_table
+    from auxpretrain.transfer.fine_tuning import fine_tune, format_auto_table
 
     result = fine_tune(toy_task, export, _settings(epochs=1, freeze="auto"))
     labels = [r["candidate"] for r in result.auto]
@@ -131,7 +131,7 @@ def test_freeze_auto_tries_every_candidate_and_keeps_the_best(tf1, toy_task, exp
 
 
 def test_layer_lr_factor_and_weight_decay_run(tf1, toy_task, export):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     result = fine_tune(toy_task, export, _settings(epochs=1, layer_lr_factor=2.6, weight_decay=0.01,
                                                    freeze="embedding", bucket=True, layer_dropout=0.1))
@@ -140,7 +140,7 @@ def test_layer_lr_factor_and_weight_decay_run(tf1, toy_task, export):
 
 
 def test_cache_falls_back_when_too_large(tf1, toy_task, export):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     lines = []
     result = fine_tune(toy_task, export, _settings(epochs=1, freeze="2", cache_limit_bytes=10),
@@ -150,7 +150,7 @@ def test_cache_falls_back_when_too_large(tf1, toy_task, export):
 
 
 def test_layers_selection_and_vocab_extension(tf1, toy_task, export):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     result = fine_tune(toy_task, export, _settings(epochs=1, layers=1))
     assert result.report.restored == ["embedding/table"]
@@ -165,7 +165,7 @@ def test_layers_selection_and_vocab_extension(tf1, toy_task, export):
 
 
 def test_conflicting_settings(tf1, toy_task, export):
-    from auxpretrain.transfer import check_settings, fine_tune
+    from auxpretrain.transfer.fine_tuning import check_settings, fine_tune
 
     with pytest.raises(ConfigError, match="--pretrained"):
         check_settings(_settings(freeze="all"), pretrained=False)
@@ -179,8 +179,8 @@ def test_conflicting_settings(tf1, toy_task, export):
 
 
 def test_bad_task_data(tf1, toy_task, export):
-    from auxpretrain.tasks import Split
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.data.tasks import Split
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     one_class = dataclasses.replace(toy_task, train=Split(toy_task.train.texts, np.zeros(120, np.int32)))
     with pytest.raises(InputError, match="only one class"):
@@ -201,7 +201,7 @@ def test_edited_manifest_of_another_model_is_refused(tf1, toy_task, tiny_export_
 
     from auxpretrain.errors import ExportError
     from auxpretrain.export import load_export
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     path = tmp_path / "export"
     shutil.copytree(tiny_export_dir, path)
@@ -213,7 +213,8 @@ def test_edited_manifest_of_another_model_is_refused(tf1, toy_task, tiny_export_
 
 
 def test_save_load_predict(tf1, toy_task, export, tmp_path):
-    from auxpretrain.transfer import fine_tune, load_model, save_model
+    from auxpretrain.transfer.fine_tuning import fine_tune
+    from auxpretrain.transfer.saved import load_model, save_model
 
     result = fine_tune(toy_task, export, _settings(freeze="1"))
     out = tmp_path / "model"
@@ -240,7 +241,7 @@ def test_save_load_predict(tf1, toy_task, export, tmp_path):
 
 
 def test_export_with_three_layers_into_partial_restore(tf1, toy_task, tmp_path):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     export = make_tiny_export(tmp_path / "e3", num_layers=3)
     result = fine_tune(toy_task, export, _settings(epochs=1, freeze="3"))
@@ -253,7 +254,7 @@ def test_export_default_layers_decide_what_is_restored(tf1, toy_task, export, tm
     """An export that names default_layers gets only those restored unless --layers says
     otherwise; freezing or gradual unfreezing restore every layer."""
     from auxpretrain.export import load_export, write_export
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     path = tmp_path / "with_default"
     write_export(str(path), export.values(), export.config, export.vocab, export.tokenizer,

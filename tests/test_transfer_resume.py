@@ -21,7 +21,7 @@ class _Interrupted(Exception):
 
 
 def _settings(**kw):
-    from auxpretrain.transfer import TransferConfig
+    from auxpretrain.config import TransferConfig
 
     base = dict(epochs=5, batch_size=16, learning_rate=1e-2, patience=2, seed=3, layer_dropout=0.1)
     base.update(kw)
@@ -59,7 +59,7 @@ def export(tiny_export_dir):
 @pytest.mark.parametrize("kw", [{}, {"schedule": "gradual"}, {"freeze": "2"}],
                          ids=["default", "gradual", "cache"])
 def test_interrupted_then_resumed_equals_uninterrupted(tf1, toy_task, export, tmp_path, kw):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     settings = _settings(**kw)
     straight = fine_tune(toy_task, export, settings)
@@ -69,7 +69,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tf1, toy_task, export, tm
     state = json.loads((ckpt / "state.json").read_text())
     assert state["epoch"] == 2 and not state["finished"] and len(state["history"]) == 2
     # leftovers of a crash mid-save: a temporary state and a half-written epoch-3 checkpoint
-    (ckpt / "state.json.tmp-99999").write_text('{"epoch": 9')
+    (ckpt / ".state.json.99999.0badf00d.tmp").write_text('{"epoch": 9')
     (ckpt / "epoch-3.ckpt.index").write_bytes(b"\0" * 7)
     (ckpt / "epoch-3.ckpt.data-00000-of-00001.tempstate123").write_bytes(b"\1" * 11)
     logs = []
@@ -85,7 +85,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tf1, toy_task, export, tm
     if kw.get("schedule") == "gradual":
         assert [r["trained_groups"] for r in resumed.epochs] == [r["trained_groups"] for r in straight.epochs]
     names = set(os.listdir(ckpt))
-    assert not {"state.json.tmp-99999", "epoch-3.ckpt.data-00000-of-00001.tempstate123"} & names
+    assert not {".state.json.99999.0badf00d.tmp", "epoch-3.ckpt.data-00000-of-00001.tempstate123"} & names
     assert "epoch-3.ckpt.index" not in names or (ckpt / "epoch-3.ckpt.index").stat().st_size != 7
     # finished: only the best epoch's checkpoint is kept; a rerun evaluates it, no training
     best = json.loads((ckpt / "state.json").read_text())["best_epoch"]
@@ -99,7 +99,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tf1, toy_task, export, tm
 
 
 def test_other_settings_or_data_in_the_same_directory_are_refused(tf1, toy_task, export, tmp_path):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     ckpt = str(tmp_path / "ckpt")
     fine_tune(toy_task, export, _settings(epochs=1), checkpoint_dir=ckpt)
@@ -119,7 +119,7 @@ _FINISHED = _settings(epochs=2, patience=0)
 @pytest.fixture(scope="module")
 def finished_dir(tiny_export_dir, tmp_path_factory):
     """A checkpoint directory of a finished 2-epoch run; tests damage copies of it."""
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     path = tmp_path_factory.mktemp("finished") / "ckpt"
     fine_tune(make_toy_task(), tiny_export_dir, _FINISHED, checkpoint_dir=str(path))
@@ -128,7 +128,7 @@ def finished_dir(tiny_export_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("damage", ["state-json", "state-edited", "checkpoint-data", "checkpoint-missing"])
 def test_damaged_checkpoint_is_one_clear_error(tf1, toy_task, export, finished_dir, tmp_path, damage):
-    from auxpretrain.transfer import fine_tune
+    from auxpretrain.transfer.fine_tuning import fine_tune
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(finished_dir, ckpt)
@@ -171,7 +171,7 @@ def test_cli_resume_after_kill_9(tiny_export_dir, tmp_path, capsys):
     and writes the metrics and model of an uninterrupted run. Only the killed run is a
     subprocess; the others call main() in this process (one TensorFlow start-up less each)."""
     from auxpretrain.cli import main
-    from auxpretrain.transfer import load_model
+    from auxpretrain.transfer.saved import load_model
 
     task = make_toy_task(seed=1, n_train=300, n_dev=60, n_test=60)
     files = [_write_tsv(tmp_path / f"{s}.tsv", getattr(task, s)) for s in ("train", "dev", "test")]

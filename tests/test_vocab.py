@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from auxpretrain.errors import InputError
-from auxpretrain.vocab import PAD_ID, UNK_ID, Vocabulary
+from auxpretrain.data.vocab import PAD_ID, UNK_ID, Vocabulary
 
 
 def _token_lists(vocab_size=97, sentences=300, seed=0):

@@ -1,0 +1,114 @@
+"""Pretraining batches: good sentences, their fresh corruptions, and context pairs.
+
+Batch b of epoch e is a pure function of (seed, e, b), so a resumed run sees exactly the
+batches the interrupted one would have, with no replay. No TensorFlow here: the training
+graph pulls the batches through `BatchMaker.stream`.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, Sequence
+
+import numpy as np
+
+from auxpretrain.config import CorruptionConfig, ModelConfig, PretrainConfig
+from auxpretrain.data.corruption import Corruptor, UnigramSampler
+from auxpretrain.data.encoded import EncodedSentences
+
+
+class BatchMaker:
+    """Builds pretraining batches: good sentences, their fresh corruptions, context pairs."""
+
+    def __init__(self, data: EncodedSentences, vocab, model_config: ModelConfig,
+                 config: PretrainConfig, corruption: CorruptionConfig):
+        self.data = data
+        self.model_config = model_config
+        self.config = config
+        counts = np.asarray(vocab.counts, dtype=np.float64)
+        self.corruptor = Corruptor(vocab.counts, corruption)
+        self.sampler = UnigramSampler(vocab.counts, config.negatives_alpha)
+        freq = counts / max(counts.sum(), 1.0)
+        t = config.subsample
+        with np.errstate(divide="ignore", invalid="ignore"):
+            keep = np.where(freq > 0, (np.sqrt(freq / t) + 1.0) * t / freq, 0.0) if t > 0 \
+                else np.ones_like(freq)
+        keep[:2] = 0.0  # PAD and UNK never enter context pairs
+        self.keep_prob = np.minimum(keep, 1.0)
+        self.want_context = "context" in config.objectives
+        self.batches_per_epoch = max(1, len(data) // config.batch_size)
+
+    def epoch_order(self, epoch: int, context_pass: int = 0) -> List[np.ndarray]:
+        """Sentence indices of each batch of `epoch`, length-bucketed then shuffled. Pass 0 is
+        the order of the step's own batches; context pass k > 0 reorders the same sentences
+        for the extra context pairs of each step (`config.context_passes`)."""
+        tag = [1] if context_pass == 0 else [3, context_pass]
+        rng = np.random.default_rng([self.config.seed, epoch, *tag])
+        perm = rng.permutation(len(self.data))
+        b = self.config.batch_size
+        chunk = b * 50
+        lengths = self.data.lengths
+        batches = []
+        for start in range(0, len(perm) - b + 1, chunk):
+            part = perm[start:start + chunk]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches.extend(part[i:i + b] for i in range(0, len(part) - b + 1, b))
+        order = rng.permutation(len(batches))
+        return [batches[i] for i in order]
+
+    def make(self, index: np.ndarray, rng: np.random.Generator,
+             context_index: Sequence[np.ndarray] = ()) -> Dict[str, np.ndarray]:
+        """The batch of sentences `index`: good, bad, changed, and context pairs from those
+        sentences and from each array of `context_index` (more sentences, context pairs only)."""
+        ids, lengths = self.data.batch(index, self.model_config.max_length)
+        corrupted = self.corruptor.corrupt(ids, lengths, rng)
+        ok = corrupted.ok
+        batch = {"good": ids[ok], "bad": corrupted.bad[ok], "changed": corrupted.changed[ok]}
+        if self.want_context:
+            parts = [self.context_pairs(ids, rng)]
+            for more in context_index:
+                parts.append(self.context_pairs(self.data.batch(more, self.model_config.max_length)[0], rng))
+            center, context, negatives = (np.concatenate(p) for p in zip(*parts))
+            pass_pairs = np.array([part[0].size for part in parts], np.int32)
+        else:
+            center = context = np.zeros(0, np.int32)
+            negatives = np.zeros((0, self.config.negatives), np.int32)
+            pass_pairs = np.zeros(1, np.int32)
+        batch.update(center=center, context=context, negatives=negatives, pass_pairs=pass_pairs)
+        return batch
+
+    def context_pairs(self, ids: np.ndarray, rng: np.random.Generator):
+        """word2vec skip-gram pairs within a random window, frequent words subsampled."""
+        keep = rng.random(ids.shape) < self.keep_prob[ids]
+        reach = rng.integers(1, self.config.context_window + 1, size=ids.shape)
+        centers, contexts = [], []
+        for d in range(1, min(self.config.context_window, ids.shape[1] - 1) + 1):
+            both = keep[:, :-d] & keep[:, d:]
+            fwd = both & (reach[:, :-d] >= d)
+            bwd = both & (reach[:, d:] >= d)
+            centers += [ids[:, :-d][fwd], ids[:, d:][bwd]]
+            contexts += [ids[:, d:][fwd], ids[:, :-d][bwd]]
+        center = np.concatenate(centers) if centers else np.zeros(0, np.int32)
+        context = np.concatenate(contexts) if contexts else np.zeros(0, np.int32)
+        negatives = self.sampler.sample(center.size * self.config.negatives, rng)
+        return (center.astype(np.int32), context.astype(np.int32),
+                np.asarray(negatives, np.int32).reshape(center.size, self.config.negatives))
+
+    def stream(self, start_step: int, total_steps: int) -> Iterator[tuple]:
+        """Batches for global steps start_step .. total_steps-1, as tuples in INPUT_SPECS order."""
+        from auxpretrain.model.objectives import INPUT_SPECS
+
+        step = start_step
+        while step < total_steps:
+            epoch, offset = divmod(step, self.batches_per_epoch)
+            order = self.epoch_order(epoch)
+            passes = self.config.context_passes if self.want_context else 1
+            extra = [self.epoch_order(epoch, k) for k in range(1, passes)]
+            for b in range(offset, len(order)):
+                if step >= total_steps:
+                    return
+                rng = np.random.default_rng([self.config.seed, epoch, b, 2])
+                batch = self.make(order[b], rng, [more[b] for more in extra])
+                yield tuple(batch[name] for name in INPUT_SPECS)
+                step += 1
+            if offset >= len(order):  # defensive: never loop forever on an empty epoch
+                step += 1

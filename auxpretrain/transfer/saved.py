@@ -1,0 +1,176 @@
+"""A fine-tuned task model for prediction, and its directory on disk.
+
+`save_model(dir, result)` (or `TaskModel.save`) writes model.json, vocab.txt and model.ckpt.*
+atomically; `load_model(dir)` verifies every file's sha256 and rebuilds the model in its own
+graph: `load_model(dir).predict(texts)`. The same format is written by `auxpretrain transfer
+--out` and `TextClassifier.save`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+from auxpretrain.config import ModelConfig
+from auxpretrain.data.text import Tokenizer
+from auxpretrain.data.vocab import Vocabulary
+from auxpretrain.errors import InputError, RestoreError
+from auxpretrain.files import (atomic_write_json, check_file_names, first_line, make_temporary_dir,
+                               read_json_descriptor, replace_dir, sha256_file, verify_files)
+from auxpretrain.model.encoder import build_classifier, build_encoder
+from auxpretrain.model.variables import HEAD, layer_of, strip_suffix
+from auxpretrain.transfer.layers import checked_layer_values, resolve_layer
+from auxpretrain.transfer.restore import Assigner
+from auxpretrain.transfer.task_graph import batch_width, length_batches
+
+tf1 = tf.compat.v1
+
+
+MODEL_FORMAT_VERSION = 1
+
+MODEL_JSON = "model.json"
+
+MODEL_CKPT = "model.ckpt"
+
+MODEL_VOCAB = "vocab.txt"
+
+class TaskModel:
+    """A fine-tuned task model for prediction: `predict(texts)` -> label names.
+
+    Built in its own graph from variable values (encoder under the export's names + `head/`).
+    """
+
+    def __init__(self, config: ModelConfig, values: Mapping[str, np.ndarray], vocab, tokenizer,
+                 label_names: Sequence[str], batch_size: int = 256):
+        self.config, self.vocab, self.tokenizer = config, vocab, tokenizer
+        self.label_names = list(label_names)
+        self.batch_size = batch_size
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self._ids = tf1.placeholder(tf.int32, [None, None], name="input_ids")
+            enc = build_encoder(self._ids, config)
+            logits = build_classifier(enc.pooled, len(self.label_names), scope=HEAD)
+            self._probs = tf.nn.softmax(logits, name="probabilities")
+            self.variables = {strip_suffix(v.name): v for v in tf1.global_variables()}
+            missing = sorted(set(self.variables) - set(values))
+            if missing:
+                raise RestoreError(f"model values lack {', '.join(missing)}; the saved model is incomplete")
+            self._assign = Assigner(list(self.variables.values()), self.graph, name="load")
+            self._saver = tf1.train.Saver(var_list=self.variables, save_relative_paths=True)
+        self.graph.finalize()
+        self.session = tf1.Session(graph=self.graph)
+        for name, v in self.variables.items():
+            if tuple(np.shape(values[name])) != tuple(v.shape.as_list()):
+                raise RestoreError(f"model value {name} has shape {list(np.shape(values[name]))}, "
+                                   f"the model expects {v.shape.as_list()}")
+        self._assign.set(self.session, values)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 [len(texts), num_classes] class probabilities."""
+        tokens = [self.tokenizer.tokenize(t) for t in texts]
+        if not tokens:
+            return np.zeros((0, len(self.label_names)), np.float32)
+        ids, lengths = self.vocab.encode_batch(tokens, self.config.max_length)
+        out = np.zeros((len(tokens), len(self.label_names)), np.float32)
+        for idx in length_batches(np.asarray(lengths), self.batch_size):
+            out[idx] = self.session.run(self._probs, {self._ids: ids[idx, :batch_width(lengths[idx])]})
+        return out
+
+    def predict(self, texts: Sequence[str]) -> List[str]:
+        """Label names of `texts`."""
+        return [self.label_names[i] for i in self.predict_proba(texts).argmax(-1)]
+
+    def values(self) -> Dict[str, np.ndarray]:
+        return self._assign.get(self.session)
+
+    @property
+    def layer_names(self) -> List[str]:
+        """["embedding", "layer_0", ..., "head"]: what layer indices of get/set_layer_params mean."""
+        return self.config.layer_names() + [HEAD]
+
+    def get_layer_params(self, layer: Union[int, str]) -> Dict[str, np.ndarray]:
+        """Values of one layer (index into `layer_names`, or a name), skflow style."""
+        name = resolve_layer(self.layer_names, layer)
+        return {k: v for k, v in self.values().items() if layer_of(k) == name}
+
+    def set_layer_params(self, layer: Union[int, str], values) -> None:
+        """Sets one layer's variables: a dict keyed by full ("layer_0/kernel") or short ("kernel")
+        names, some or all of them, or a list in `get_layer_params` order."""
+        name = resolve_layer(self.layer_names, layer)
+        current = self.values()
+        layer_values = {k: v for k, v in current.items() if layer_of(k) == name}
+        current.update(checked_layer_values(name, layer_values, values))
+        self._assign.set(self.session, current)
+
+    def save(self, out_dir: str, extra: Optional[Mapping[str, Any]] = None) -> str:
+        """Writes the model directory atomically: model.json, vocab.txt, model.ckpt.*."""
+        out_dir = os.path.abspath(out_dir)
+        tmp = make_temporary_dir(out_dir)
+        try:
+            with self.graph.as_default():
+                self._saver.save(self.session, os.path.join(tmp, MODEL_CKPT), write_meta_graph=False,
+                                 write_state=False)
+            self.vocab.save(os.path.join(tmp, MODEL_VOCAB))
+            files = {n: sha256_file(os.path.join(tmp, n)) for n in sorted(os.listdir(tmp))}
+            meta = {"format_version": MODEL_FORMAT_VERSION, "package": "auxpretrain",
+                    "kind": "task_model", "label_names": self.label_names,
+                    "model_config": self.config.to_dict(), "tokenizer": self.tokenizer.to_dict(),
+                    "checkpoint": MODEL_CKPT, "files": files}
+            meta.update(dict(extra or {}))
+            atomic_write_json(os.path.join(tmp, MODEL_JSON), meta)
+            replace_dir(tmp, out_dir, error=InputError)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return out_dir
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+def save_model(out_dir: str, result) -> str:
+    """Saves a fine-tuned model (see TaskModel.save); the metrics go into model.json too."""
+    with result.model() as model:
+        return model.save(out_dir, extra={"task": result.task, "pretrained": result.pretrained,
+                                          "metrics": result.metrics, "frozen": result.frozen})
+
+def load_model(path: str) -> TaskModel:
+    """Opens a directory written by `save_model` / `auxpretrain transfer --out` (files verified)."""
+    if not os.path.isdir(path):
+        raise InputError(f"{path}: no such model directory (written by `auxpretrain transfer --out`)")
+    meta_path, meta = read_json_descriptor(path, MODEL_JSON, "a model saved by `auxpretrain "
+                                                 "transfer --out`", "save the model again", error=InputError)
+    if meta.get("kind") != "task_model":
+        raise InputError(f"{meta_path}: not an auxpretrain task model")
+    if meta.get("format_version") != MODEL_FORMAT_VERSION:
+        raise InputError(f"{meta_path}: format_version {meta.get('format_version')} is not supported "
+                         f"(this auxpretrain reads {MODEL_FORMAT_VERSION})")
+    try:
+        files = dict(meta["files"])
+        config = ModelConfig.from_dict(meta["model_config"], where=f"{meta_path}: model_config")
+        tokenizer = Tokenizer.from_dict(meta["tokenizer"])
+        label_names = list(meta["label_names"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{meta_path}: incomplete or edited ({e}); save the model again") from None
+    check_file_names(files, meta_path, error=InputError)
+    verify_files(path, files, "saved model", "save the model again", error=InputError)
+    vocab = Vocabulary.load(os.path.join(path, MODEL_VOCAB))
+    if len(vocab) != config.vocab_size:
+        raise InputError(f"{os.path.join(path, MODEL_VOCAB)}: {len(vocab)} tokens, the model has "
+                         f"{config.vocab_size} embedding rows")
+    prefix = os.path.join(path, meta.get("checkpoint", MODEL_CKPT))
+    try:
+        reader = tf1.train.NewCheckpointReader(prefix)
+        values = {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
+    except Exception as e:  # TF raises several error types for a damaged checkpoint
+        raise InputError(f"{prefix}: cannot read the checkpoint ({first_line(e)}); save the model again") from None
+    return TaskModel(config, values, vocab, tokenizer, label_names)
