@@ -1,0 +1,246 @@
+"""The `corrupt` command's pairs file: one good/bad pair a corpus sentence, as JSON Lines.
+
+`write_pairs` streams a corpus (`corpus.iter_resolved_texts`), keeps the word counts (they grow
+with the vocabulary, not the corpus), spools the sentences as ids to disk, then corrupts them
+in batches (`corruption.Corruptor`) and writes the lines with C-level string maps.
+
+This module must not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import tempfile
+import time
+from collections import defaultdict
+from typing import Dict, Iterable, List, Optional
+
+import numpy as np
+
+from auxpretrain.config import CorpusConfig, CorruptionConfig
+from auxpretrain.data.corpus import CorpusStats, Source, iter_resolved_texts, resolve
+from auxpretrain.data.corruption import OPS, Corruptor
+from auxpretrain.data.text import SentenceSplitter, Tokenizer
+from auxpretrain.data.vocab import Vocabulary
+from auxpretrain.errors import InputError
+from auxpretrain.files import temporary_name
+
+# The pairs' sampling vocabulary keeps every word seen min_count times (no size cap, unlike a
+# pretraining vocabulary): `corrupt` draws replacements from all of them.
+SAMPLING_CORPUS = CorpusConfig(max_vocab=None)
+
+
+@dataclasses.dataclass
+class PairsReport:
+    """What `write_pairs` did."""
+
+    path: str  # the pairs file written
+    stats: CorpusStats  # corpus counters (first pass)
+    pairs: int = 0  # pairs written
+    by_op: Dict[str, int] = dataclasses.field(default_factory=dict)  # op name -> pairs
+    skipped: Dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> sentences
+    vocab_size: int = 0  # sampling vocabulary, specials included
+    rare_words: int = 0  # distinct words below min_count (sampled as <unk>)
+    splitter: str = "off"  # how sentences were split: "off", "not needed", or Punkt's source and time
+    seconds: float = 0.0  # wall time of the whole call
+
+
+def _check_output(out_path: str, sources: List[Source]) -> str:
+    """Absolute output path; InputError if it cannot be written or would overwrite an input."""
+    path = os.path.abspath(out_path)
+    directory = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise InputError(f"{out_path}: is a directory; --out needs a file name")
+    if not os.path.isdir(directory):
+        raise InputError(f"{out_path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise InputError(f"{out_path}: directory {directory} is not writable")
+    for source in sources:
+        if source.kind != "hub" and os.path.exists(path) and os.path.samefile(path, source.path):
+            raise InputError(f"{out_path}: would overwrite the corpus file {source.path}; choose another --out")
+    return path
+
+
+def write_pairs(specs: Iterable[str], out_path: str, config: Optional[CorruptionConfig] = None,
+                seed: int = 0, corpus: CorpusConfig = SAMPLING_CORPUS, split: bool = True,
+                limit: Optional[int] = None, batch_size: int = 8192) -> PairsReport:
+    """Writes one good/bad pair per corpus sentence to `out_path` (JSON Lines), atomically.
+
+    Each line: {"good": str, "bad": str, "op": "replace"|"swap", "positions": [int, ...]},
+    good and bad being tokens joined by single spaces (the tokens never hold spaces, so
+    `.split(" ")` gives them back) and positions the changed token indexes (swap: pairs).
+    The first pass streams the corpus once: it splits (`split`: Punkt, trained on the first
+    `corpus.split_sample_chars` characters only if a line needs it), tokenizes (lowercased if
+    `corpus.lowercase`; text in `corpus.text_column` of structured files), counts words and
+    spools the sentences as word ids to an anonymous temporary file next to `out_path`;
+    the second pass reads that spool in batches, corrupts them (`Corruptor`, seeded by
+    `seed`) and writes the pairs. Words seen fewer than `corpus.min_count` times (and beyond
+    `corpus.max_vocab`) are <unk> for the corruptor only: good keeps every original word; bad's replacement words are drawn from
+    the vocabulary. `limit` keeps the first `limit` sentences. A failure leaves no file.
+    """
+    start = time.perf_counter()
+    sources = resolve(specs)
+    path = _check_output(out_path, sources)
+    config = config if config is not None else CorruptionConfig()
+    tokenizer = Tokenizer(lowercase=corpus.lowercase)
+    text_column = corpus.text_column
+    if limit is not None and limit < 1:
+        raise InputError(f"limit must be >= 1, got {limit}")
+    stats = CorpusStats()
+    splitter = None
+    if split:
+        splitter = SentenceSplitter.deferred(
+            lambda: iter_resolved_texts(sources, text_column, CorpusStats()), max_chars=corpus.split_sample_chars)
+    directory = os.path.dirname(path)
+
+    with tempfile.TemporaryFile(dir=directory, prefix=".spool-ids-") as spool_ids, \
+            tempfile.TemporaryFile(dir=directory, prefix=".spool-lengths-") as spool_lengths:
+        # pass 1: sentences -> running word ids (first-seen order) on disk, and their counts
+        index: defaultdict = defaultdict()
+        index.default_factory = index.__len__  # an unseen word gets the next id
+        counts = np.zeros(0, np.int64)
+        texts = iter_resolved_texts(sources, text_column, stats)
+        split_line = splitter.split if splitter is not None else None
+        total = 0
+        while limit is None or total < limit:
+            lines = list(itertools.islice(texts, batch_size if limit is None else min(batch_size, limit - total)))
+            if not lines:
+                break
+            if split_line is not None:
+                lines = list(itertools.chain.from_iterable(map(split_line, lines)))
+            token_lists = tokenizer.tokenize_batch(lines)
+            lengths = np.fromiter(map(len, token_lists), np.int64, len(token_lists))
+            if limit is not None and np.count_nonzero(lengths) > limit - total:
+                cut = np.flatnonzero(lengths)[limit - total - 1] + 1
+                token_lists, lengths = token_lists[:cut], lengths[:cut]
+            lengths = lengths[lengths > 0]
+            total += lengths.size
+            stats.sentences += lengths.size
+            stats.tokens += int(lengths.sum())
+            counts = _spool(token_lists, lengths, index, counts, spool_ids, spool_lengths)
+        texts.close()
+        if total == 0:
+            raise InputError(f"{', '.join(s.spec for s in sources)}: no sentence found")
+
+        words = list(index)  # running id -> word
+        vocab = Vocabulary.from_arrays(words, counts, min_count=corpus.min_count, max_size=corpus.max_vocab)
+        corruptor = Corruptor(vocab.counts, config)
+        to_vocab = vocab.ids_of(words)
+        to_word = np.full(len(vocab), -1, np.int64)
+        to_word[2:] = [index[t] for t in vocab.tokens[2:]]
+        escaped = np.array(_json_bodies(words), dtype=object)  # each word's JSON text, escaped once
+
+        # pass 2: spool -> corrupted batches -> JSON lines
+        report = PairsReport(path=out_path, stats=stats, vocab_size=len(vocab),
+                             rare_words=len(words) - (len(vocab) - 2))
+        by_op = {op: 0 for op in OPS}
+        skipped: Dict[str, int] = {}
+        rng = np.random.default_rng(seed)
+        spool_ids.seek(0)
+        spool_lengths.seek(0)
+        tmp = temporary_name(path)
+        try:
+            with open(tmp, "x", encoding="utf-8", newline="\n") as out:
+                while True:
+                    lengths_batch = np.frombuffer(spool_lengths.read(4 * batch_size), dtype=np.int32)
+                    if lengths_batch.size == 0:
+                        break
+                    run_ids = np.frombuffer(spool_ids.read(4 * int(lengths_batch.sum())), dtype=np.int32)
+                    lines, ops, skips = _pair_lines(run_ids, lengths_batch, to_vocab, to_word, escaped,
+                                                    corruptor, rng)
+                    out.write(lines)
+                    for op, n in ops.items():
+                        by_op[op] += n
+                    for reason, n in skips.items():
+                        skipped[reason] = skipped.get(reason, 0) + n
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            raise InputError(f"{out_path}: cannot write ({e.strerror or e})") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    report.by_op = {op: n for op, n in by_op.items() if n}
+    report.pairs = sum(by_op.values())
+    report.skipped = skipped
+    if splitter is None:
+        report.splitter = "off"
+    else:
+        report.splitter = f"{splitter.source} ({splitter.seconds:.1f} s)" if splitter.loaded else splitter.source
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _json_bodies(words: List[str]) -> List[str]:
+    """JSON string body (no quotes) of each word; one encoder call when no word holds a space."""
+    escape = json.encoder.encode_basestring
+    joined = " ".join(words)
+    if joined.count(" ") == len(words) - 1:
+        return escape(joined)[1:-1].split(" ") if words else []
+    return [escape(w)[1:-1] for w in words]
+
+
+def _spool(token_lists, lengths, index, counts, spool_ids, spool_lengths):
+    """Writes a batch of sentences (lengths: their non-zero token counts) as running ids;
+    returns the updated counts."""
+    ids = np.fromiter(map(index.__getitem__, itertools.chain.from_iterable(token_lists)),
+                      dtype=np.int32, count=int(lengths.sum()))
+    spool_ids.write(ids.tobytes())
+    spool_lengths.write(np.asarray(lengths, dtype=np.int32).tobytes())
+    batch_counts = np.bincount(ids, minlength=len(index))
+    if counts.size < batch_counts.size:
+        counts = np.concatenate([counts, np.zeros(batch_counts.size - counts.size, np.int64)])
+    counts += batch_counts
+    return counts
+
+
+_PAIR_LINE = '{{"good": "{}", "bad": "{}", "op": "{}", "positions": {}}}\n'
+
+
+def _pair_lines(run_ids, lengths, to_vocab, to_word, escaped, corruptor, rng):
+    """JSON lines of one batch: (text, {op: pairs}, {reason: skipped}).
+
+    run_ids: int32 [N], the batch's words (running ids), sentence after sentence;
+    lengths: int32 [B]; to_vocab: running id -> vocabulary id; to_word: vocabulary id ->
+    running id; escaped: object [words], each word's JSON-escaped text.
+    """
+    batch = lengths.size
+    lengths = lengths.astype(np.int64)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    ids = np.zeros((batch, max(int(lengths.max()), 1)), np.int32)
+    rows = np.repeat(np.arange(batch), lengths)
+    cols = np.arange(run_ids.size) - np.repeat(starts, lengths)
+    ids[rows, cols] = to_vocab[run_ids]
+    result = corruptor.corrupt(ids, lengths, rng)
+
+    # bad words = good words with the changed positions rewritten (flat object arrays)
+    good = escaped[run_ids]
+    bad = good.copy()
+    done = np.flatnonzero(result.ok)
+    position_text = np.empty(batch, object)
+    for code, width in ((0, corruptor.edits), (1, 2 * corruptor.edits)):
+        rows_op = done[result.op[done] == code]
+        if not rows_op.size:
+            continue
+        pos = result.positions[rows_op, :width]
+        at = starts[rows_op, None] + pos
+        if code == 0:  # replace: the vocabulary word of the new id
+            bad[at] = escaped[to_word[result.bad[rows_op[:, None], pos]]]
+        else:  # swap: the original words of the two positions
+            left, right = at[:, 0::2], at[:, 1::2]
+            bad[left], bad[right] = good[right], good[left]
+        template = "[" + ", ".join(["{}"] * width) + "]"
+        position_text[rows_op] = list(itertools.starmap(template.format, pos.tolist()))
+    # one line per ok sentence, built by C-level maps (no Python loop per sentence)
+    good, bad = good.tolist(), bad.tolist()
+    slices = list(map(slice, starts[done].tolist(), ends[done].tolist()))
+    op_text = np.array(OPS, dtype=object)[result.op[done]].tolist()
+    text = "".join(map(_PAIR_LINE.format, map(" ".join, map(good.__getitem__, slices)),
+                       map(" ".join, map(bad.__getitem__, slices)), op_text, position_text[done].tolist()))
+    counts = np.bincount(result.op[done], minlength=len(OPS)).tolist()
+    return text, dict(zip(OPS, counts)), result.skipped
