@@ -117,7 +117,7 @@ def test_failed_write_keeps_previous_export(tiny_export_dir, tmp_path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(export_lib, "atomic_write_json", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(ExportError, match=r"cannot write the export \(\[Errno 28\] No space left on device\)"):
         export_lib.write_export(path, values, before.config, before.vocab, before.tokenizer)
     after = export_lib.load_export(path)  # intact and verified
     np.testing.assert_array_equal(after.values()["layer_0/bias"], before.values()["layer_0/bias"])

@@ -7,34 +7,18 @@ import os
 import numpy as np
 import pytest
 
-from auxpretrain.config import CorpusConfig, CorruptionConfig, PretrainConfig
+from auxpretrain.config import CorpusConfig, CorruptionConfig
 from auxpretrain.errors import ConfigError, InputError
 
+from conftest import PRETRAIN_MODEL as MODEL
 from conftest import make_tiny_corpus
-
-MODEL = {"embedding_size": 11, "hidden_size": 37, "num_layers": 2, "max_length": 20}
-
-
-def _config(**kw):
-    base = dict(batch_size=16, max_steps=24, eval_every=12, checkpoint_every=8, warmup_steps=4,
-                heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, context_window=2, negatives=3)
-    base.update(kw)
-    return PretrainConfig(**base)
+from conftest import pretrain_config as _config
+from conftest import run_pretrain as _run
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return str(make_tiny_corpus(tmp_path_factory.mktemp("c") / "c.txt", lines=200))
-
-
-def _run(corpus, out, config=None, **kw):
-    from auxpretrain.pretraining.run import pretrain
-
-    logs = []
-    summary = pretrain([corpus], str(out), MODEL, config or _config(), CorruptionConfig(),
-                       corpus_config=CorpusConfig(min_count=1), progress=False, measure_speed=False,
-                       log=logs.append, **kw)
-    return summary, logs
 
 
 def test_pretrain_writes_a_verified_export_with_metrics(corpus, tmp_path):

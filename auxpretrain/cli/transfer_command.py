@@ -37,7 +37,7 @@ def run_inspect(args) -> int:
         print(json.dumps(m, indent=2))
         return 0
     cfg = exported.config
-    print(f"export {args.export}: format {m['format_version']}, auxpretrain {m['package_version']}, "
+    print(f"export {args.export}: format {m['format_version']}, auxpretrain {m.get('package_version', '?')}, "
           f"created {m.get('created', '?')}; all {len(m['files'])} files match their sha256")
     print(f"model: {cfg.num_layers} x conv{cfg.kernel_width} {cfg.hidden_size} {cfg.activation}, "
           f"embedding {cfg.vocab_size} x {cfg.embedding_size}, pooling {cfg.pooling}, "
@@ -45,7 +45,7 @@ def run_inspect(args) -> int:
     print(f"vocabulary: {len(exported.vocab)} tokens (sha256 {exported.vocab.sha256[:12]}...), "
           f"first: {' '.join(exported.vocab.tokens[2:12])}")
     print(f"tokenizer: {m['tokenizer']}")
-    print(f"layers (collection {m['collection']}):")
+    print(f"layers (collection {m.get('collection', '?')}):")
     total = 0
     for layer in m["layers"]:
         for v in layer["variables"]:
@@ -55,7 +55,7 @@ def run_inspect(args) -> int:
             total += size
             print(f"  {layer['name']:<10} {v['name']:<22} {str(tuple(v['shape'])):<16} {v['dtype']}  {size:,}")
     print(f"  total parameters: {total:,}")
-    print("tensors (graph.meta): " + ", ".join(f"{k}={v}" for k, v in m["tensors"].items()))
+    print("tensors (graph.meta): " + ", ".join(f"{k}={v}" for k, v in (m.get("tensors") or {}).items()))
     default_layers = (m.get("transfer") or {}).get("default_layers")
     if default_layers:
         print(f"transfer restores by default: {', '.join(default_layers)} (--layers all for every layer)")

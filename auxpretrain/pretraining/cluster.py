@@ -25,6 +25,7 @@ stop queue; each ps blocks dequeuing from that queue (shared_name) and exits whe
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -46,6 +47,7 @@ from auxpretrain.pretraining import evaluation
 from auxpretrain.pretraining.batches import BatchMaker
 from auxpretrain.pretraining.graph import build_train_graph, table_parts
 from auxpretrain.pretraining.run import prepare_run, write_run_export
+from auxpretrain.pretraining.run_dir import RunDirectory, usable_checkpoint
 from auxpretrain.pretraining.tf_config import ENV_VAR, ClusterTask, shard_indices, worker_name
 
 tf1 = tf.compat.v1
@@ -74,9 +76,10 @@ def run_task(task: ClusterTask, corpus: Sequence[str], out_dir: str, model_overr
         return None
     if wait_for_workers < 0:
         raise ConfigError(f"--wait-for-workers must be >= 0, got {wait_for_workers:g}")
-    return _run_worker(task, corpus, out_dir, model_overrides, config, corruption,
-                       corpus_config=corpus_config, init_embeddings=init_embeddings,
-                       wait_for_workers=wait_for_workers, log=tagged)
+    with RunDirectory(out_dir) if task.is_chief else contextlib.nullcontext():  # only the chief writes
+        return _run_worker(task, corpus, out_dir, model_overrides, config, corruption,
+                           corpus_config=corpus_config, init_embeddings=init_embeddings,
+                           wait_for_workers=wait_for_workers, log=tagged)
 
 
 def _start_server(task: ClusterTask, device_filters: List[str]):
@@ -242,7 +245,7 @@ def _run_worker(task: ClusterTask, corpus, out_dir, model_overrides, config, cor
         int(math.ceil(config.epochs * max(1, len(data.train) // config.batch_size)))
     fingerprint = _fingerprint(data, model_config, config, corruption, total_steps)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
-    latest = tf1.train.latest_checkpoint(ckpt_dir) if chief else None
+    latest = usable_checkpoint(ckpt_dir, log) if chief else None  # a damaged newest: the previous one
     early_rows = None
     if chief and init_embeddings and latest is None:
         # read (and check) the vectors before any session; NaN rows: words not in the file

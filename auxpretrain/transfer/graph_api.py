@@ -7,8 +7,9 @@
 - `transfer_between_sessions(sess_a, sess_b)` / `load_values(sess, values)`: graph A -> graph B
   with no disk (`sess.run(collection)` in A, each value loaded into B's variable of the same
   name, shapes checked).
-- `import_encoder(export)`: `import_meta_graph` on the export's graph.meta, its named tensors
-  (`input_ids:0`, `encoder/pooled:0`, `encoder/sequence:0`) and the restore.
+- `import_encoder(export)`: the export's inference encoder (graph.meta's tensors `input_ids:0`,
+  `encoder/pooled:0`, `encoder/sequence:0`) rebuilt in your graph by the package's own builders,
+  and the restore; graph.meta itself is imported only with `trust_graph_meta=True`.
 - `build_shared_models(...)`: M models in one graph sharing their bottom layers through
   `variable_scope` reuse, each with its own upper layers and head.
 - `encode_texts(texts, export)`: token ids with the export's tokenizer and vocabulary.
@@ -19,6 +20,7 @@ The model-level API (`TextClassifier`) is in `auxpretrain.transfer.classifier`.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
@@ -29,7 +31,7 @@ import tensorflow as tf
 from auxpretrain.config import LayerSpec, ModelConfig
 from auxpretrain.data.tasks import check_texts
 from auxpretrain.errors import ConfigError, ExportError, NotFittedError, RestoreError
-from auxpretrain.export import GRAPH_META, TENSORS, as_export
+from auxpretrain.export import GRAPH_META, TENSORS, add_inference_encoder, as_export
 from auxpretrain.files import first_line
 from auxpretrain.model import freezing
 from auxpretrain.model.encoder import EncoderOutputs, build_classifier, build_encoder, build_layers, pool
@@ -284,44 +286,76 @@ ImportedEncoder = collections.namedtuple(
     "ImportedEncoder", ["input_ids", "pooled", "sequence", "variables", "saver", "init_fn", "export"])
 ImportedEncoder.__doc__ = """What `import_encoder` returns.
 
-input_ids: int32 placeholder [batch, time] of the imported graph (0 = PAD), or your own tensor
-  when `input_ids=` was given.
+input_ids: int32 placeholder [batch, time] (0 = PAD) named `input_ids:0` (under the scope), or
+  your own tensor when `input_ids=` was given.
 pooled: float32 [batch, pooled_size] tensor `encoder/pooled:0`, the sentence vector.
 sequence: float32 [batch, time, width] tensor `encoder/sequence:0`, the top layer's outputs.
-variables: the imported transferable tf.Variables (the export's collection).
-saver: the tf1.train.Saver `import_meta_graph` returned.
-init_fn: `init_fn(sess)` (or `(scaffold, sess)`) restores the export's checkpoint.
+variables: the encoder's transferable tf.Variables.
+saver: a tf1.train.Saver of those variables under the export's names (built by the package;
+  with `trust_graph_meta=True`, the one `import_meta_graph` returned).
+init_fn: `init_fn(sess)` (or `(scaffold, sess)`) restores the export's checkpoint values.
 export: the verified Export.
 """
 
 
 def import_encoder(source, graph=None, scope: Optional[str] = None, input_ids=None,
-                   trainable: bool = True) -> ImportedEncoder:
-    """`tf1.train.import_meta_graph` of an export's graph.meta, with its named tensors.
+                   trainable: bool = True, trust_graph_meta: bool = False) -> ImportedEncoder:
+    """The export's inference encoder in your graph, with graph.meta's named tensors.
 
-    Attach your own layers to `pooled` or `sequence` (wrap them in `tf.stop_gradient` to keep
-    the encoder fixed); run `init_fn(sess)` after your variable initialiser.
+    By default nothing of graph.meta is used: the encoder is rebuilt from the export's
+    (verified) model_config by the package's own builders, the same graph `write_export`
+    saved as graph.meta, and `init_fn` assigns the checkpoint's values through the package's
+    restore (by name and shape). An export is data: no op, saver or initializer it carries
+    ever runs. Attach your own layers to `pooled` or `sequence` (wrap them in
+    `tf.stop_gradient` to keep the encoder fixed); run `init_fn(sess)` after your variable
+    initialiser.
 
     Args:
       source: export directory (checksums verified) or Export.
       graph: target tf.Graph (default: the current default graph).
-      scope: import scope; tensor and variable names get the prefix "scope/".
+      scope: tensor and variable names get the prefix "scope/".
       input_ids: optional int32 Tensor [batch, time] of your graph to feed the encoder instead
-        of its own placeholder (import_meta_graph's input_map).
-      trainable: False takes the imported variables out of TRAINABLE_VARIABLES.
+        of its own placeholder.
+      trainable: False creates the encoder's variables outside TRAINABLE_VARIABLES.
+      trust_graph_meta: `tf1.train.import_meta_graph` of the file itself, its saver restoring
+        the checkpoint: this runs whatever ops the file holds (a crafted graph.meta can read and
+        write files, or restore another checkpoint). Only for graph.meta files you trust.
 
     Returns:
-      ImportedEncoder. Its `variables` is empty for exports whose graph.meta stores the
-      collection as tensor names (early development versions); the restore works all the same.
+      ImportedEncoder.
 
     Raises:
-      ExportError: the export has no graph.meta or it does not hold the expected tensors.
-      RestoreError: the graph is finalized.
+      ExportError: an export that fails verification (or, trusting graph.meta, has none).
+      RestoreError: the graph is finalized, or already holds the encoder's variable names
+        (pass a `scope`).
     """
     export = as_export(source)
     graph = graph if graph is not None else tf1.get_default_graph()
     if graph.finalized:
         raise RestoreError("import_encoder: the graph is finalized; import before finalizing it")
+    if trust_graph_meta:
+        return _import_trusted_meta_graph(export, graph, scope, input_ids, trainable)
+    frozen = export.config.layer_names() if not trainable else ()
+    with graph.as_default(), (tf1.variable_scope(scope) if scope else contextlib.nullcontext()):
+        try:
+            ids, sequence, pooled, by_name = add_inference_encoder(export.config, input_ids, frozen)
+        except ValueError as e:  # get_variable: the names exist already
+            raise RestoreError(f"import_encoder: {first_line(e, 120)}; pass scope= to build the encoder "
+                               "under other names") from None
+        prefix = f"{scope}/" if scope else ""
+        for key, tensor in (("pooled", pooled), ("sequence", sequence)):
+            if tensor.name != prefix + TENSORS[key]:
+                raise RestoreError(f"import_encoder: the graph already has a tensor {prefix + TENSORS[key]}; "
+                                   "pass scope= to build the encoder under other names")
+        restore_fn, _ = restore_lib.restore(export, graph=graph,
+                                            scope_map={"": prefix} if prefix else None)
+        saver = tf1.train.Saver(var_list=by_name, save_relative_paths=True)
+    variables = [by_name[n] for n in export.variables]
+    return ImportedEncoder(ids, pooled, sequence, variables, saver, _session_init_fn(restore_fn), export)
+
+
+def _import_trusted_meta_graph(export, graph, scope, input_ids, trainable) -> ImportedEncoder:
+    """`import_encoder(..., trust_graph_meta=True)`: import_meta_graph of the file and its saver."""
     meta_path = os.path.join(export.path, GRAPH_META)
     if GRAPH_META not in export.manifest.get("files", {}) or not os.path.isfile(meta_path):
         raise ExportError(f"{export.path}: no {GRAPH_META}; re-export it with this auxpretrain")
@@ -333,7 +367,7 @@ def import_encoder(source, graph=None, scope: Optional[str] = None, input_ids=No
         try:
             saver = tf1.train.import_meta_graph(meta_path, import_scope=scope, clear_devices=True,
                                                 input_map=input_map)
-        except (ValueError, KeyError, tf.errors.OpError) as e:
+        except (ValueError, KeyError, OSError, tf.errors.OpError) as e:
             raise ExportError(f"{meta_path}: cannot import ({first_line(e)}); re-export it") from None
     prefix = f"{scope}/" if scope else ""
     try:
