@@ -89,8 +89,26 @@ def normalize_freeze(spec: Union[str, int, None]) -> str:
     return text
 
 
+class _Config:
+    """What every config dataclass has: `to_dict` (JSON-ready: mappings as dicts, tuples as lists)
+    and `from_dict` (unknown keys raise ConfigError naming `where`)."""
+
+    def to_dict(self) -> Dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, Mapping):
+                out[key] = dict(value)
+            elif isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: Optional[str] = None):
+        return _from_dict(cls, values, where or f"{cls.__name__}")
+
+
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Config):
     """Architecture of the encoder; stored in the export's manifest."""
 
     vocab_size: int = _field(help="rows of the embedding table, PAD and UNK included")
@@ -127,16 +145,9 @@ class ModelConfig:
         return [f"{f.name} {getattr(self, f.name)} vs {getattr(other, f.name)}" for f in dataclasses.fields(self)
                 if getattr(self, f.name) != getattr(other, f.name)]
 
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "model config") -> "ModelConfig":
-        return _from_dict(cls, values, where)
-
 
 @dataclasses.dataclass(frozen=True)
-class CorpusConfig:
+class CorpusConfig(_Config):
     """How a corpus becomes sentences of token ids (`corrupt` and `pretrain`)."""
 
     text_column: Optional[str] = _field(None, "column holding the text in JSON Lines / CSV / Parquet / "
@@ -154,16 +165,9 @@ class CorpusConfig:
         _check(self.max_vocab is None or self.max_vocab >= 3, f"--max-vocab must be >= 3, got {self.max_vocab}")
         _check(self.split_sample_chars >= 1, f"--split-sample must be >= 1, got {self.split_sample_chars}")
 
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "corpus config") -> "CorpusConfig":
-        return _from_dict(cls, values, where)
-
 
 @dataclasses.dataclass(frozen=True)
-class CorruptionConfig:
+class CorruptionConfig(_Config):
     """How a good sentence becomes a bad one."""
 
     ops: Mapping[str, float] = _field(factory=lambda: {"replace": 0.5, "swap": 0.5},
@@ -185,18 +189,9 @@ class CorruptionConfig:
         _check(self.num_bands >= 1, f"num_bands must be >= 1, got {self.num_bands}")
         _check(self.swap in ("any", "adjacent"), "swap must be 'any' or 'adjacent'")
 
-    def to_dict(self) -> Dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["ops"] = dict(self.ops)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "corruption config") -> "CorruptionConfig":
-        return _from_dict(cls, values, where)
-
 
 @dataclasses.dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(_Config):
     """Run settings of `auxpretrain pretrain` (not part of the export format)."""
 
     objectives: Mapping[str, float] = _field(
@@ -243,21 +238,12 @@ class PretrainConfig:
         _check(self.negatives_alpha >= 0, f"negatives_alpha must be >= 0, got {self.negatives_alpha}")
         _check(0 < self.heldout_fraction < 0.5, "heldout_fraction must be in (0, 0.5)")
 
-    def to_dict(self) -> Dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["objectives"] = dict(self.objectives)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "pretrain config") -> "PretrainConfig":
-        return _from_dict(cls, values, where)
-
 
 LayerSpec = Union[None, int, str, Tuple[str, ...]]
 
 
 @dataclasses.dataclass(frozen=True)
-class TransferConfig:
+class TransferConfig(_Config):
     """Run settings of a downstream training (not part of any export)."""
 
     epochs: int = _field(20, "maximum passes over the training set")
@@ -319,15 +305,6 @@ class TransferConfig:
             return float(self.layer_lr_factor)
         return DEFAULT_GRADUAL_FACTOR if self.schedule == "gradual" else 1.0
 
-    def to_dict(self) -> Dict[str, Any]:
-        out = dataclasses.asdict(self)
-        if isinstance(out["layers"], tuple):
-            out["layers"] = list(out["layers"])
-        return out
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "transfer settings") -> "TransferConfig":
-        return _from_dict(cls, values, where)
 
     def replace(self, where: str = "transfer settings", **overrides) -> "TransferConfig":
         """A copy with `overrides` (field name -> value); an unknown name raises ConfigError."""
@@ -336,7 +313,6 @@ class TransferConfig:
             raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: "
                               f"{', '.join(_fields(TransferConfig))}")
         return dataclasses.replace(self, **overrides)
-
 
 
 def load_json_config(path: str) -> Dict[str, Any]:
