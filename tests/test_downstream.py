@@ -169,6 +169,10 @@ def test_random_init_model_config_needs_no_vocab_size(toy_task):
         clf.close()
     with pytest.raises(ConfigError, match="unknown key"):
         ap.TextClassifier(model_config={"hidden": 3})
+    import tensorflow as tf
+
+    with tf.Graph().as_default(), pytest.raises(ConfigError, match="vocab_size is None"):
+        ap.build_encoder(tf.compat.v1.placeholder(tf.int32, [None, None]), ModelConfig())
 
 
 # ---------------------------------------------------------------- 8. partial_fit agrees with fit
