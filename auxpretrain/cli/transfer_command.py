@@ -8,7 +8,7 @@ import os
 import sys
 
 from auxpretrain.cli import flags
-from auxpretrain.config import TransferConfig
+from auxpretrain.config import TASK_LENGTH_RULE, TransferConfig
 from auxpretrain.errors import ConfigError, InputError
 from auxpretrain.inspection import nearest_neighbors, write_projector
 
@@ -158,7 +158,8 @@ def add_transfer(sub) -> None:
     flags.switch(train, TransferConfig, "bucket", "--bucket", True, "length-sorted bucketing of training batches")
     flags.switch(train, TransferConfig, "cache", "--no-cache", False,
                  "do not cache the outputs of frozen bottom layers (slower, same result)")
-    flags.add(train, TransferConfig, "max_length", metavar="N", type=int)
+    flags.add(train, TransferConfig, "max_length", metavar="N", type=int,
+              help="tokens kept per text; longer texts are cut and the log counts them", default_text=TASK_LENGTH_RULE)
     flags.add(train, TransferConfig, "seed")
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="save the fine-tuned model here (load_model(DIR).predict(texts))")
