@@ -111,7 +111,8 @@ class _Config:
 class ModelConfig(_Config):
     """Architecture of the encoder; stored in the export's manifest."""
 
-    vocab_size: int = _field(help="rows of the embedding table, PAD and UNK included")
+    vocab_size: Optional[int] = _field(None, "rows of the embedding table, PAD and UNK included (None: "
+                                             "set from the vocabulary when a model is built from texts)")
     embedding_size: int = _field(128, "width of a word vector")
     num_layers: int = _field(2, "convolution layers above the embedding (layer_0 ... layer_{n-1})")
     hidden_size: int = _field(256, "output channels of each convolution layer")
@@ -120,10 +121,12 @@ class ModelConfig(_Config):
                                      "activations transferred better)")
     pooling: str = _field("mean_max", "sentence vector: mean_max = [mean over time ; max over time], "
                                       "max or mean")
-    max_length: int = _field(64, "tokens kept per sentence; longer sentences are truncated")
+    max_length: int = _field(64, "pretraining: tokens kept per sentence, longer ones are cut (a downstream "
+                                 "task chooses its own: TransferConfig.max_length)")
 
     def __post_init__(self):
-        _check(self.vocab_size >= 3, f"vocab_size must be >= 3, got {self.vocab_size}")
+        _check(self.vocab_size is None or (isinstance(self.vocab_size, int) and self.vocab_size >= 3),
+               f"vocab_size must be >= 3, got {self.vocab_size}")
         for name in ("embedding_size", "hidden_size", "kernel_width", "max_length"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.num_layers >= 0, f"num_layers must be >= 0, got {self.num_layers}")
@@ -241,6 +244,27 @@ class PretrainConfig(_Config):
 
 LayerSpec = Union[None, int, str, Tuple[str, ...]]
 
+# A task's max_length when none is given: this percentile of its training texts' token counts,
+# at least TASK_LENGTH_MIN (short-text tasks are never cut) and at most TASK_LENGTH_MAX (memory).
+# Convolutions and pooling work at any length, so an export's pretraining max_length plays no part.
+TASK_LENGTH_PERCENTILE = 99.0
+TASK_LENGTH_MIN = 64
+TASK_LENGTH_MAX = 512
+TASK_LENGTH_RULE = (f"the {TASK_LENGTH_PERCENTILE:g}th percentile of the training texts' lengths, at least "
+                    f"{TASK_LENGTH_MIN} and at most {TASK_LENGTH_MAX}")
+
+
+def task_max_length(lengths) -> int:
+    """The default max_length of a task from its training texts' token counts (a sequence of
+    ints): the TASK_LENGTH_PERCENTILE-th percentile rounded up, clipped to
+    [TASK_LENGTH_MIN, TASK_LENGTH_MAX]; TASK_LENGTH_MAX when there are no texts (`partial_fit`)."""
+    lengths = sorted(int(n) for n in lengths)
+    if not lengths:
+        return TASK_LENGTH_MAX
+    # nearest-rank percentile: the smallest length at least this share of the texts fit in
+    rank = max(1, -(-int(TASK_LENGTH_PERCENTILE * len(lengths)) // 100))
+    return min(TASK_LENGTH_MAX, max(TASK_LENGTH_MIN, lengths[rank - 1]))
+
 
 @dataclasses.dataclass(frozen=True)
 class TransferConfig(_Config):
@@ -251,8 +275,11 @@ class TransferConfig(_Config):
     learning_rate: float = _field(1e-3, "Adam (peak) learning rate of the head")
     dropout: float = _field(0.5, "dropout rate on the pooled sentence vector")
     layer_dropout: float = _field(0.0, "dropout rate on each convolution's input (0: off; not below a cache)")
-    patience: int = _field(4, "epochs without a better dev accuracy before stopping (0: never)")
-    freeze: str = _field("none", "layers kept fixed: none, all (head only), embedding, N (the bottom N, "
+    patience: int = _field(4, "epochs without a better dev accuracy before stopping (0: never); counted once "
+                              "the model predicts more than one class on dev, so a run never stops stuck at "
+                              "the majority class")
+    freeze: str = _field("none", "layers kept fixed: none, all (every restored layer; with the default layers "
+                                 "that is every layer: the head alone trains), embedding, N (the bottom N, "
                                  "embedding counted first), auto (try them and keep the best on dev)")
     schedule: str = _field("constant", "constant Adam, or gradual: unfreeze one layer per epoch from the "
                                        "top with discriminative and slanted triangular learning rates (ULMFiT)")
@@ -266,13 +293,17 @@ class TransferConfig(_Config):
     cache: bool = _field(True, "cache the outputs of frozen bottom layers (same result, faster)")
     cache_limit_bytes: int = _field(2 * 1024 ** 3, "above this the cache is skipped (said in the log)")
     bucket: bool = _field(False, "length-sorted bucketing of training batches")
-    layers: LayerSpec = _field(None, "export layers to transfer: None (the export's default_layers), "
-                                     "n (the first n), a regex, names, or all")
+    layers: LayerSpec = _field("default", "export layers to transfer: default (the export's default_layers "
+                                          "when fine-tuning with freeze none or embedding and the constant "
+                                          "schedule, else all), all or None (every layer), n (the first n, "
+                                          "embedding first), a regex, or names")
     allow_partial: bool = _field(False, "restore what matches instead of stopping at a missing or "
                                         "mis-shaped variable")
     vocab: str = _field("export", "export: the export's vocabulary; extend: add the task's new words, "
                                   "initialised at the mean pretrained row")
     noise_scale: float = _field(0.0, "noise on new words' rows (fraction of the rows' std), vocab=extend")
+    max_length: Optional[int] = _field(None, "tokens kept per text, longer ones are cut and counted (None: "
+                                             f"{TASK_LENGTH_RULE})")
     seed: int = _field(0, "graph seed, initialisers, dropout, shuffling")
     eval_batch_size: int = _field(256, "examples per evaluation batch")
 
@@ -294,6 +325,9 @@ class TransferConfig(_Config):
         check(self.vocab in VOCAB_MODES, f"vocab must be one of {', '.join(VOCAB_MODES)}, got {self.vocab!r}")
         check(self.eval_batch_size >= 1, "eval batch size must be >= 1")
         check(self.noise_scale >= 0, "noise scale must be >= 0")
+        check(self.max_length is None or (isinstance(self.max_length, int) and not isinstance(self.max_length, bool)
+                                          and self.max_length >= 1),
+              f"max length must be an integer >= 1 (or None), got {self.max_length!r}")
         object.__setattr__(self, "freeze", normalize_freeze(self.freeze))
         if isinstance(self.layers, list):
             object.__setattr__(self, "layers", tuple(self.layers))

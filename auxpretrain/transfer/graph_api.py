@@ -29,7 +29,7 @@ import tensorflow as tf
 from auxpretrain.config import LayerSpec, ModelConfig
 from auxpretrain.data.tasks import check_texts
 from auxpretrain.errors import ConfigError, ExportError, NotFittedError, RestoreError
-from auxpretrain.export import GRAPH_META, TENSORS, as_export
+from auxpretrain.export import GRAPH_META, TENSORS, Export, as_export
 from auxpretrain.files import first_line
 from auxpretrain.model import freezing
 from auxpretrain.model.encoder import EncoderOutputs, build_classifier, build_encoder, build_layers, pool
@@ -70,11 +70,14 @@ def encode_texts(texts: Sequence[str], source, max_length: Optional[int] = None
       texts: list of str.
       source: anything with `.tokenizer`, `.vocab` and `.config` (an `Export`, a
         `TextClassifier`, a `TaskModel`), or an export directory.
-      max_length: tokens kept per text (default `source.config.max_length`).
+      max_length: tokens kept per text. Default: every token for an export (its pretraining
+        max_length does not limit a task: convolutions and pooling work at any length); a
+        model's own `config.max_length`, the length it was trained with.
 
     Returns:
       (ids, lengths): ids int32 [len(texts), T], 0-padded (0 = PAD, 1 = unknown word), where T
-      is the longest kept length (at least 1); lengths int32 [len(texts)].
+      is the longest kept length (at least 1); lengths int32 [len(texts)], the tokens kept per
+      text (a text was cut when its token count is above `max_length`).
     """
     if isinstance(source, (str, os.PathLike)):
         source = as_export(source)
@@ -82,36 +85,46 @@ def encode_texts(texts: Sequence[str], source, max_length: Optional[int] = None
         raise NotFittedError("encode_texts: the model has no vocabulary yet; fit it first")
     texts = check_texts(texts)
     tokens = source.tokenizer.tokenize_batch(texts)
-    return source.vocab.encode_batch(tokens, max_length or source.config.max_length)
+    if max_length is None and not isinstance(source, Export):
+        max_length = source.config.max_length
+    return source.vocab.encode_batch(tokens, max_length)
 
 
 # ---------------------------------------------------------------- restore into your own graph
 
-Restored = collections.namedtuple("Restored", ["init_fn", "report", "var_list", "frozen"])
-Restored.__doc__ = """What `restore_pretrained` returns.
+class Restored(collections.namedtuple("Restored", ["init_fn", "report", "var_list", "frozen"])):
+    """What `restore_pretrained` returns.
 
-init_fn: `init_fn(sess)` assigns the export's values; run it after your variable initialiser.
-  Also usable as `tf1.train.Scaffold(init_fn=init_fn)` (it accepts (scaffold, sess)).
-report: `RestoreReport` (restored, missing, unexpected, mismatched, frozen, trainable; print it).
-var_list: list of tf.Variable to pass to `optimizer.minimize(loss, var_list=...)`: the graph's
-  TRAINABLE_VARIABLES minus the frozen layers (var_list freezing).
-frozen: graph variable names (no ':0') that are frozen.
-"""
+    init_fn: `init_fn(sess)` assigns the export's values; run it after your variable initialiser.
+      Also usable as `tf1.train.Scaffold(init_fn=init_fn)` (it accepts (scaffold, sess)).
+    report: `RestoreReport` (restored, missing, unexpected, mismatched, frozen, trainable; print it).
+    var_list: list of tf.Variable to pass to `optimizer.minimize(loss, var_list=...)`: the graph's
+      TRAINABLE_VARIABLES minus the frozen layers (var_list freezing).
+    frozen: the frozen tf.Variables (`frozen_names`: their names, no ':0').
+    """
+
+    __slots__ = ()
+
+    @property
+    def frozen_names(self) -> List[str]:
+        """Names (no ':0') of the frozen variables."""
+        return [strip_suffix(v.name) for v in self.frozen]
 
 
-def _frozen_layer_names(freeze, layer_names: Sequence[str]) -> List[str]:
-    """Layer names from a freeze spec: None | "none" | "all" | "embedding" | N | [names]."""
+def _frozen_layer_names(freeze, layer_names: Sequence[str], restored: Sequence[str]) -> List[str]:
+    """Layer names from a freeze spec: None | "none" | "all" (every restored layer) | "embedding" |
+    N | [names]."""
     if freeze is None or freeze is False:
         return []
     if isinstance(freeze, (list, tuple, set)):
         return select_layers(layer_names, list(freeze))
     if isinstance(freeze, bool):
-        return list(layer_names)
+        return [n for n in layer_names if n in set(restored)]
     spec = str(freeze).strip().lower()
     if spec == "auto":
         raise ConfigError("freeze='auto' tries several freezings and keeps the best on dev data; "
                           "use TextClassifier(...).fit or ap.fine_tune for it, or name the layers")
-    return parse_freeze(spec, layer_names)
+    return parse_freeze(spec, layer_names, restored=restored)
 
 
 def restore_pretrained(source, graph=None, layers: LayerSpec = None, freeze=None,
@@ -129,8 +142,8 @@ def restore_pretrained(source, graph=None, layers: LayerSpec = None, freeze=None
       graph: your tf.Graph (default: the current default graph).
       layers: export layers to restore: None (all), n (the first n, embedding first), a regex
         ("layer_[01]") or a list of names.
-      freeze: layers kept fixed: None/"none", "all", "embedding", n (the bottom n, embedding
-        counted first) or a list of layer names; they must be restored.
+      freeze: layers kept fixed: None/"none", "all" (every restored layer), "embedding", n (the
+        bottom n, embedding counted first) or a list of layer names; they must be restored.
       scope_map: {"layer_0/": "my_model/conv0/"}: where the export's scopes live in your graph.
       strict: a missing or mis-shaped variable raises RestoreError (False: restore what matches).
       vocab: your task's Vocabulary (or token list) when it differs from the export's: embedding
@@ -144,7 +157,8 @@ def restore_pretrained(source, graph=None, layers: LayerSpec = None, freeze=None
 
     Raises:
       RestoreError: missing/mis-shaped variables (strict), unknown layers, a finalized graph.
-      ConfigError: freezing a layer that is not restored.
+      ConfigError: freezing a layer that is not restored, or a variable an optimizer already
+        trains (its slot variables or update ops exist: call this before creating the optimizer).
       ExportError: an export that fails verification.
     """
     graph = graph if graph is not None else tf1.get_default_graph()
@@ -156,12 +170,18 @@ def restore_pretrained(source, graph=None, layers: LayerSpec = None, freeze=None
         all_layers = restore_lib.order_layers(strip_suffix(k) for k in source)
     else:
         all_layers = list(source.config.layer_names())
-    frozen_layers = _frozen_layer_names(freeze, all_layers)
+    frozen_layers = _frozen_layer_names(freeze, all_layers, report.layers)
     not_restored = [n for n in frozen_layers if n not in report.layers]
     if not_restored:
         raise ConfigError(f"freeze={freeze!r} would freeze {', '.join(not_restored)}, which layers={layers!r} "
                           "does not restore (it would stay random); freeze fewer layers or restore more")
-    frozen = [target for name, target in report.mapping.items() if layer_of(name) in frozen_layers]
+    targets = [target for name, target in report.mapping.items() if layer_of(name) in frozen_layers]
+    by_name = {strip_suffix(v.name): v for v in graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)}
+    frozen = [by_name[t] for t in targets if t in by_name]
+    for name, trace in freezing.optimizer_traces(graph, frozen).items():
+        raise ConfigError(f"restore_pretrained(freeze={freeze!r}): {name} already has an optimizer ({trace}), "
+                          "which would keep training it; call restore_pretrained before creating the "
+                          "optimizer and pass restored.var_list to it")
     if remove_frozen and frozen:
         freezing.remove_from_trainable(frozen, graph)
     var_list = freezing.trainable_var_list(graph, frozen=frozen)
