@@ -9,15 +9,17 @@ Graph level (your own tf.compat.v1 graph and session):
   build_encoder, build_classifier, TRANSFERABLE_VARIABLES, restore_pretrained (report + the
   variables to train), assign_from_export_fn (tf-slim style init_fn), trainable_var_list,
   remove_from_trainable, build_train_ops, transfer_between_sessions / load_values (in memory),
-  import_encoder (import_meta_graph + named tensors), build_shared_models (variable_scope reuse).
+  import_encoder (import_meta_graph + named tensors), build_shared_models (variable_scope reuse),
+  encode_texts, fit_loop / run_batched (your own training loop, the frozen-output cache).
 Model level: TextClassifier (from_pretrained, fit, partial_fit, predict, predict_proba,
   evaluate, save, load, get_layer_params, set_layer_params, copy_layers_from),
   partial_fit_shared, fine_tune, load_model.
+Keras (TF 2's eager Keras): `import auxpretrain.keras` (TextToIds, PretrainedEncoder, ...).
 The modules and how data flows through them: docs/architecture.md.
 """
 
 from auxpretrain.config import (CorpusConfig, CorruptionConfig, ModelConfig, PretrainConfig,
-                                TransferConfig)
+                                TransferConfig, task_max_length)
 from auxpretrain.errors import (AuxPretrainError, ConfigError, ExportError, InputError,
                                 NotFittedError, RestoreError)
 from auxpretrain.model.variables import TRANSFERABLE_VARIABLES, parse_freeze, select_layers
@@ -45,12 +47,16 @@ _LAZY = {
     "load_values": "auxpretrain.transfer.graph_api",
     "transfer_between_sessions": "auxpretrain.transfer.graph_api",
     # import_meta_graph of an export
-    "import_encoder": "auxpretrain.transfer.graph_api",
-    "ImportedEncoder": "auxpretrain.transfer.graph_api",
+    "import_encoder": "auxpretrain.transfer.imported",
+    "ImportedEncoder": "auxpretrain.transfer.imported",
     # shared lower layers
     "build_shared_models": "auxpretrain.transfer.graph_api",
     "SharedModels": "auxpretrain.transfer.graph_api",
     "encode_texts": "auxpretrain.transfer.graph_api",
+    # your own training loop: minibatches, early stopping, the frozen-output cache
+    "fit_loop": "auxpretrain.transfer.loop",
+    "FitHistory": "auxpretrain.transfer.loop",
+    "run_batched": "auxpretrain.transfer.loop",
     # freezing and learning-rate schedules
     "trainable_var_list": "auxpretrain.model.freezing",
     "remove_from_trainable": "auxpretrain.model.freezing",
@@ -86,12 +92,15 @@ _LAZY = {
     "load_sentiment": "auxpretrain.data.tasks",
     "load_task_files": "auxpretrain.data.task_files",
     "stratified_subsample": "auxpretrain.data.tasks",
+    # a look at an export's embedding (no TensorFlow)
+    "nearest_neighbors": "auxpretrain.inspection",
+    "write_projector": "auxpretrain.inspection",
 }
 
 __all__ = sorted([
     "AuxPretrainError", "ConfigError", "CorpusConfig", "CorruptionConfig", "ExportError", "InputError",
     "ModelConfig", "NotFittedError", "PretrainConfig", "RestoreError", "TransferConfig", "TRANSFERABLE_VARIABLES",
-    "parse_freeze", "select_layers", "__version__",
+    "parse_freeze", "select_layers", "task_max_length", "__version__",
 ] + list(_LAZY))
 
 

@@ -148,11 +148,30 @@ def normalize_freeze(spec: Union[str, int, None]) -> str:
     return text
 
 
+class _Config:
+    """What every config dataclass has: `to_dict` (JSON-ready: mappings as dicts, tuples as lists)
+    and `from_dict` (unknown keys raise ConfigError naming `where`)."""
+
+    def to_dict(self) -> Dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, Mapping):
+                out[key] = dict(value)
+            elif isinstance(value, tuple):
+                out[key] = list(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: Optional[str] = None):
+        return _from_dict(cls, values, where or f"{cls.__name__}")
+
+
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Config):
     """Architecture of the encoder; stored in the export's manifest."""
 
-    vocab_size: int = _field(help="rows of the embedding table, PAD and UNK included")
+    vocab_size: Optional[int] = _field(None, "rows of the embedding table, PAD and UNK included (None: "
+                                             "set from the vocabulary when a model is built from texts)")
     embedding_size: int = _field(128, "width of a word vector")
     num_layers: int = _field(2, "convolution layers above the embedding (layer_0 ... layer_{n-1})")
     hidden_size: int = _field(256, "output channels of each convolution layer")
@@ -161,16 +180,18 @@ class ModelConfig:
                                      "activations transferred better)")
     pooling: str = _field("mean_max", "sentence vector: mean_max = [mean over time ; max over time], "
                                       "max or mean")
-    max_length: int = _field(64, "tokens kept per sentence; longer sentences are truncated")
+    max_length: int = _field(64, "pretraining: tokens kept per sentence, longer ones are cut (a downstream "
+                                 "task chooses its own: TransferConfig.max_length)")
 
     def __post_init__(self):
         _check_types(self)
-        _check(self.vocab_size >= 3, f"vocab_size must be >= 3, got {self.vocab_size}")
+        _check(self.vocab_size is None or self.vocab_size >= 3, f"vocab_size must be >= 3, got {self.vocab_size}")
         for name in ("embedding_size", "hidden_size", "kernel_width", "max_length"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.num_layers >= 0, f"num_layers must be >= 0, got {self.num_layers}")
         for name, limit in MODEL_LIMITS.items():
-            _check(getattr(self, name) <= limit, f"{name} must be <= {limit:,}, got {getattr(self, name):,}")
+            value = getattr(self, name)
+            _check(value is None or value <= limit, f"{name} must be <= {limit:,}, got {value:,}")
         _check(self.activation in ACTIVATIONS, f"activation must be one of {ACTIVATIONS}")
         _check(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}")
 
@@ -189,16 +210,9 @@ class ModelConfig:
         return [f"{f.name} {getattr(self, f.name)} vs {getattr(other, f.name)}" for f in dataclasses.fields(self)
                 if getattr(self, f.name) != getattr(other, f.name)]
 
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "model config") -> "ModelConfig":
-        return _from_dict(cls, values, where)
-
 
 @dataclasses.dataclass(frozen=True)
-class CorpusConfig:
+class CorpusConfig(_Config):
     """How a corpus becomes sentences of token ids (`corrupt` and `pretrain`)."""
 
     text_column: Optional[str] = _field(None, "column holding the text in JSON Lines / CSV / Parquet / "
@@ -217,16 +231,9 @@ class CorpusConfig:
         _check(self.max_vocab is None or self.max_vocab >= 3, f"--max-vocab must be >= 3, got {self.max_vocab}")
         _check(self.split_sample_chars >= 1, f"--split-sample must be >= 1, got {self.split_sample_chars}")
 
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "corpus config") -> "CorpusConfig":
-        return _from_dict(cls, values, where)
-
 
 @dataclasses.dataclass(frozen=True)
-class CorruptionConfig:
+class CorruptionConfig(_Config):
     """How a good sentence becomes a bad one."""
 
     ops: Mapping[str, float] = _field(factory=lambda: {"replace": 0.5, "swap": 0.5},
@@ -249,18 +256,9 @@ class CorruptionConfig:
         _check(self.num_bands >= 1, f"num_bands must be >= 1, got {self.num_bands}")
         _check(self.swap in ("any", "adjacent"), "swap must be 'any' or 'adjacent'")
 
-    def to_dict(self) -> Dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["ops"] = dict(self.ops)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "corruption config") -> "CorruptionConfig":
-        return _from_dict(cls, values, where)
-
 
 @dataclasses.dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(_Config):
     """Run settings of `auxpretrain pretrain` (not part of the export format)."""
 
     objectives: Mapping[str, float] = _field(
@@ -314,21 +312,33 @@ class PretrainConfig:
         _check(self.negatives_alpha >= 0, f"negatives_alpha must be >= 0, got {self.negatives_alpha}")
         _check(0 < self.heldout_fraction < 0.5, "heldout_fraction must be in (0, 0.5)")
 
-    def to_dict(self) -> Dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["objectives"] = dict(self.objectives)
-        return out
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "pretrain config") -> "PretrainConfig":
-        return _from_dict(cls, values, where)
-
 
 LayerSpec = Union[None, int, str, Tuple[str, ...]]
 
+# A task's max_length when none is given: this percentile of its training texts' token counts,
+# at least TASK_LENGTH_MIN (short-text tasks are never cut) and at most TASK_LENGTH_MAX (memory).
+# Convolutions and pooling work at any length, so an export's pretraining max_length plays no part.
+TASK_LENGTH_PERCENTILE = 99.0
+TASK_LENGTH_MIN = 64
+TASK_LENGTH_MAX = 512
+TASK_LENGTH_RULE = (f"the {TASK_LENGTH_PERCENTILE:g}th percentile of the training texts' lengths, at least "
+                    f"{TASK_LENGTH_MIN} and at most {TASK_LENGTH_MAX}")
+
+
+def task_max_length(lengths) -> int:
+    """The default max_length of a task from its training texts' token counts (a sequence of
+    ints): the TASK_LENGTH_PERCENTILE-th percentile rounded up, clipped to
+    [TASK_LENGTH_MIN, TASK_LENGTH_MAX]; TASK_LENGTH_MAX when there are no texts (`partial_fit`)."""
+    lengths = sorted(int(n) for n in lengths)
+    if not lengths:
+        return TASK_LENGTH_MAX
+    # nearest-rank percentile: the smallest length at least this share of the texts fit in
+    rank = max(1, -(-int(TASK_LENGTH_PERCENTILE * len(lengths)) // 100))
+    return min(TASK_LENGTH_MAX, max(TASK_LENGTH_MIN, lengths[rank - 1]))
+
 
 @dataclasses.dataclass(frozen=True)
-class TransferConfig:
+class TransferConfig(_Config):
     """Run settings of a downstream training (not part of any export)."""
 
     epochs: int = _field(20, "maximum passes over the training set")
@@ -336,8 +346,11 @@ class TransferConfig:
     learning_rate: float = _field(1e-3, "Adam (peak) learning rate of the head")
     dropout: float = _field(0.5, "dropout rate on the pooled sentence vector")
     layer_dropout: float = _field(0.0, "dropout rate on each convolution's input (0: off; not below a cache)")
-    patience: int = _field(4, "epochs without a better dev accuracy before stopping (0: never)")
-    freeze: str = _field("none", "layers kept fixed: none, all (head only), embedding, N (the bottom N, "
+    patience: int = _field(4, "epochs without a better dev accuracy before stopping (0: never); counted once "
+                              "the model predicts more than one class on dev, so a run never stops stuck at "
+                              "the majority class")
+    freeze: str = _field("none", "layers kept fixed: none, all (every restored layer; with the default layers "
+                                 "that is every layer: the head alone trains), embedding, N (the bottom N, "
                                  "embedding counted first), auto (try them and keep the best on dev)")
     schedule: str = _field("constant", "constant Adam, or gradual: unfreeze one layer per epoch from the "
                                        "top with discriminative and slanted triangular learning rates (ULMFiT)")
@@ -351,13 +364,17 @@ class TransferConfig:
     cache: bool = _field(True, "cache the outputs of frozen bottom layers (same result, faster)")
     cache_limit_bytes: int = _field(2 * 1024 ** 3, "above this the cache is skipped (said in the log)")
     bucket: bool = _field(False, "length-sorted bucketing of training batches")
-    layers: LayerSpec = _field(None, "export layers to transfer: None (the export's default_layers), "
-                                     "n (the first n), a regex, names, or all")
+    layers: LayerSpec = _field("default", "export layers to transfer: default (the export's default_layers "
+                                          "when fine-tuning with freeze none or embedding and the constant "
+                                          "schedule, else all), all or None (every layer), n (the first n, "
+                                          "embedding first), a regex, or names")
     allow_partial: bool = _field(False, "restore what matches instead of stopping at a missing or "
                                         "mis-shaped variable")
     vocab: str = _field("export", "export: the export's vocabulary; extend: add the task's new words, "
                                   "initialised at the mean pretrained row")
     noise_scale: float = _field(0.0, "noise on new words' rows (fraction of the rows' std), vocab=extend")
+    max_length: Optional[int] = _field(None, "tokens kept per text, longer ones are cut and counted (None: "
+                                             f"{TASK_LENGTH_RULE})")
     seed: int = _field(0, "graph seed, initialisers, dropout, shuffling")
     eval_batch_size: int = _field(256, "examples per evaluation batch")
 
@@ -383,6 +400,8 @@ class TransferConfig:
         check(self.vocab in VOCAB_MODES, f"vocab must be one of {', '.join(VOCAB_MODES)}, got {self.vocab!r}")
         check(self.eval_batch_size >= 1, "eval batch size must be >= 1")
         check(self.noise_scale >= 0, "noise scale must be >= 0")
+        check(self.max_length is None or 1 <= self.max_length <= MODEL_LIMITS["max_length"],
+              f"max length must be an integer in 1..{MODEL_LIMITS['max_length']:,} (or None), got {self.max_length!r}")
         check(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
         check(self.cache_limit_bytes >= 0, f"cache_limit_bytes must be >= 0, got {self.cache_limit_bytes}")
 
@@ -393,15 +412,6 @@ class TransferConfig:
             return float(self.layer_lr_factor)
         return DEFAULT_GRADUAL_FACTOR if self.schedule == "gradual" else 1.0
 
-    def to_dict(self) -> Dict[str, Any]:
-        out = dataclasses.asdict(self)
-        if isinstance(out["layers"], tuple):
-            out["layers"] = list(out["layers"])
-        return out
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "transfer settings") -> "TransferConfig":
-        return _from_dict(cls, values, where)
 
     def replace(self, where: str = "transfer settings", **overrides) -> "TransferConfig":
         """A copy with `overrides` (field name -> value); an unknown name raises ConfigError."""
@@ -410,7 +420,6 @@ class TransferConfig:
             raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: "
                               f"{', '.join(_fields(TransferConfig))}")
         return dataclasses.replace(self, **overrides)
-
 
 
 def load_json_config(path: str) -> Dict[str, Any]:

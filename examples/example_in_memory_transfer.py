@@ -6,11 +6,12 @@ Run:   python examples/example_in_memory_transfer.py --pretrained runs/pretrain/
 
 Model A (encoder + linear head) starts from the export and is fine-tuned. Model B, another graph
 with a different head (a hidden layer), receives A's fine-tuned encoder in memory. This is
-the plain TF1 recipe below, done by name with shape checks:
+the plain TF1 recipe below, done by name with shape checks (`Variable.load` does the same but
+is deprecated; feeding the initializer adds no op, so B's graph may be finalized):
 
     values = sess_a.run(graph_a.get_collection(TRANSFERABLE_VARIABLES))
     for var, value in zip(graph_b.get_collection(TRANSFERABLE_VARIABLES), values):
-        var.load(value, sess_b)
+        sess_b.run(var.initializer, {var.initializer.inputs[1]: value})
 
 B's encoder is created with trainable=False (its variables are not in the trainable collection, so
 the optimizer leaves them alone): only its new head trains.

@@ -40,6 +40,15 @@ def make_toy_task(seed=0, n_train=120, n_dev=60, n_test=60, words=90):
     return TaskData("toy", ["neg", "pos"], split(n_train), split(n_dev), split(n_test), "toy")
 
 
+def write_task_tsv(path, split, names=("neg", "pos")):
+    """Writes a Split as a task file (text, label columns; label ids as `names`). Returns the path."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("text\tlabel\n")
+        for text, label in zip(split.texts, split.labels):
+            f.write(f"{text}\t{names[label]}\n")
+    return str(path)
+
+
 @pytest.fixture
 def toy_task():
     """TaskData of make_toy_task() (vocabulary of 92 words + 2 specials)."""

@@ -129,3 +129,18 @@ def test_the_rules_catch_what_they_are_for(tmp_path, monkeypatch):
         test_no_module_imports_another_modules_private_names()
     with pytest.raises(AssertionError, match="auxpretrain.a -> auxpretrain.b -> auxpretrain.a"):
         test_no_import_circle()
+
+
+def test_no_source_file_is_ignored_by_git():
+    """A module that .gitignore hides works here and is missing from every clone."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not os.path.isdir(os.path.join(ROOT, ".git")):
+        pytest.skip("not a git checkout")
+    paths = [os.path.relpath(p, ROOT) for p in MODULES.values()]
+    for root in ("benchmarks", "examples"):
+        paths += [os.path.join(root, f) for f in os.listdir(os.path.join(ROOT, root))
+                  if f.endswith((".py", ".sh"))]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert proc.stdout.strip() == "", f"ignored by .gitignore: {proc.stdout.split()}"

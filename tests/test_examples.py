@@ -19,6 +19,7 @@ EXAMPLES = {
     "example_meta_graph_head.py": (["--epochs", "3"], 1),
     "example_shared_layers.py": (["--epochs", "1"], 8),
     "example_layer_params.py": (["--epochs", "1"], 4),
+    "example_keras.py": (["--epochs", "2"], 1),
 }
 
 

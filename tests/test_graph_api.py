@@ -91,7 +91,8 @@ def test_restore_pretrained_freezes_the_embedding_through_var_list(tf1, export, 
         variables = {v.name[:-2]: v for v in tf1.global_variables()}
     names = {v.name[:-2] for v in restored.var_list}
     assert names == ENCODER - {"embedding/table"} | {"head/kernel", "head/bias"}
-    assert restored.frozen == ["embedding/table"] == restored.report.frozen
+    assert restored.frozen_names == ["embedding/table"] == restored.report.frozen
+    assert restored.frozen == [variables["embedding/table"]]  # the variables themselves
     assert set(restored.report.restored) == ENCODER and restored.report.ok
     original = export.values()
     x, y = _toy_batch(export, toy_task)
@@ -125,13 +126,13 @@ def test_restore_pretrained_options_and_errors(tf1, export):
     graph, *_ = _graph_with_head(tf1, export.config)
     with graph.as_default():
         with pytest.raises(ConfigError, match="layer_1"):
-            ap.restore_pretrained(export, layers=2, freeze="all")  # layer_1 would stay random
+            ap.restore_pretrained(export, layers=2, freeze=3)  # layer_1 would stay random
         with pytest.raises(ConfigError, match="auto"):
             ap.restore_pretrained(export, freeze="auto")
         restored = ap.restore_pretrained(export, layers="layer_[01]|embedding", freeze=2, remove_frozen=True)
         trainable = {v.name[:-2] for v in tf1.trainable_variables()}
     assert "embedding/table" not in trainable and "layer_0/kernel" not in trainable
-    assert set(restored.frozen) == {"embedding/table", "layer_0/kernel", "layer_0/bias"}
+    assert set(restored.frozen_names) == {"embedding/table", "layer_0/kernel", "layer_0/bias"}
 
 
 def test_assign_from_export_fn_is_tf_slim_shaped(tf1, export):
@@ -338,7 +339,9 @@ def test_random_init_with_integer_labels(tf1, toy_task):
     clf = TextClassifier(config, epochs=1, batch_size=16, seed=1)
     clf.fit(toy_task.train.texts, toy_task.train.labels.tolist())
     assert clf.classes_ == [0, 1] and clf.config.vocab_size == len(clf.vocab) > 3
-    assert clf.report_ is None
+    report = clf.report_  # random init: nothing restored, every variable from its initialiser
+    assert report.restored == [] and "embedding/table" in report.unexpected and "head/kernel" in report.trainable
+    assert str(report).startswith("no restore, random init:")
     assert all(p in (0, 1) and isinstance(p, int) for p in clf.predict(toy_task.test.texts))
     assert clf.layer_names == ["embedding", "layer_0", "head"]
 

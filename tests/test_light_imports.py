@@ -9,7 +9,8 @@ LIGHT_MODULES = ["auxpretrain", "auxpretrain.config", "auxpretrain.errors", "aux
                  "auxpretrain.data.corpus", "auxpretrain.data.corruption", "auxpretrain.data.pairs",
                  "auxpretrain.data.encoded", "auxpretrain.data.tasks", "auxpretrain.data.packaged",
                  "auxpretrain.data.demo", "auxpretrain.model.variables", "auxpretrain.model.schedules",
-                 "auxpretrain.pretraining.tf_config", "auxpretrain.transfer.layers", "auxpretrain.cli"]
+                 "auxpretrain.pretraining.tf_config", "auxpretrain.transfer.layers", "auxpretrain.cli",
+                 "auxpretrain.cli.quiet", "auxpretrain.inspection"]
 
 
 def _modules_after(code):

@@ -4,8 +4,6 @@ damaged checkpoints), and full or read-only disks as one line. The disks are rea
 machine allows it (a small tmpfs mounted in a user namespace); the same failures are also
 injected, so they are tested everywhere."""
 
-import contextlib
-import io
 import json
 import os
 import shutil

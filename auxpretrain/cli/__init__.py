@@ -3,19 +3,20 @@
 The only place that reads argv and prints. Each command's flags are built from the config
 dataclasses (cli.flags); heavy modules (TensorFlow) are imported inside the command functions
 so `--help` and `corrupt` stay fast. Every user error is one line on stderr
-(`auxpretrain: error: ...`) and exit status 2; never a traceback.
+(`auxpretrain: error: ...`) and exit status 2; never a traceback, and never after TensorFlow's
+start-up lines (cli.quiet).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from typing import List, Optional
 
 from auxpretrain.cli.data_commands import PROG, add_corpus, add_corrupt
 from auxpretrain.cli.pretrain_command import add_pretrain
+from auxpretrain.cli.quiet import quiet_tensorflow_import
 from auxpretrain.cli.transfer_command import add_inspect, add_transfer
 from auxpretrain.errors import AuxPretrainError
 
@@ -36,10 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    quiet_tensorflow_import()  # before any TensorFlow import: no start-up lines before our errors
     parser = build_parser()
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # its Python deprecation warnings
     try:
         return int(args.func(args) or 0)

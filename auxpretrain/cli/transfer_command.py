@@ -8,8 +8,9 @@ import os
 import sys
 
 from auxpretrain.cli import flags
-from auxpretrain.config import TransferConfig
+from auxpretrain.config import TASK_LENGTH_RULE, TransferConfig
 from auxpretrain.errors import ConfigError, InputError
+from auxpretrain.inspection import nearest_neighbors, write_projector
 
 
 def _default(function, name: str):
@@ -23,6 +24,15 @@ def add_inspect(sub) -> None:
                        description="Verify an export (sha256 of every file) and describe it.")
     p.add_argument("export", metavar="EXPORT", help="an export directory (OUT/export)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.add_argument("--neighbors", metavar="WORD[,WORD...]",
+                   help="print each word's nearest neighbours in the embedding (cosine similarity)")
+    p.add_argument("--top", type=int, default=None, metavar="K",
+                   help=f"neighbours per word (default {_default(nearest_neighbors, 'k')})")
+    p.add_argument("--projector", metavar="DIR",
+                   help="write TensorBoard projector files of the embedding to DIR (vectors.tsv, metadata.tsv, "
+                        "projector_config.pbtxt; `tensorboard --logdir DIR`, Projector tab)")
+    p.add_argument("--projector-rows", type=int, default=None, metavar="N",
+                   help="only the N most frequent words in the projector files (default: every word)")
     p.set_defaults(func=run_inspect)
 
 
@@ -31,17 +41,38 @@ def run_inspect(args) -> int:
 
     from auxpretrain.export import load_export
 
+    words = [w.strip() for w in (args.neighbors or "").split(",") if w.strip()]
+    if args.neighbors is not None and not words:
+        raise ConfigError("--neighbors: give one or more words separated by commas")
+    for flag, value in (("--top", args.top), ("--projector-rows", args.projector_rows)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
     exported = load_export(args.export)
-    m = exported.manifest
+    # an unknown word fails here, before anything is printed
+    found = nearest_neighbors(exported, words, k=args.top or _default(nearest_neighbors, "k")) if words else {}
     if args.json:
-        print(json.dumps(m, indent=2))
-        return 0
+        print(json.dumps(exported.manifest, indent=2))
+    else:
+        _describe(args.export, exported)
+    if words:
+        print("nearest neighbours (cosine similarity of embedding rows):")
+        for word, neighbours in found.items():
+            print(f"  {word}: " + ", ".join(f"{n} {score:.3f}" for n, score in neighbours))
+    if args.projector:
+        paths = write_projector(exported, args.projector, rows=args.projector_rows)
+        print(f"wrote {', '.join(paths)} (tensorboard --logdir {args.projector}, Projector tab)")
+    return 0
+
+
+def _describe(path: str, exported) -> None:
+    """The human-readable summary of `inspect`."""
+    m = exported.manifest
     cfg = exported.config
-    print(f"export {args.export}: format {m['format_version']}, auxpretrain {m.get('package_version', '?')}, "
+    print(f"export {path}: format {m['format_version']}, auxpretrain {m.get('package_version', '?')}, "
           f"created {m.get('created', '?')}; all {len(m['files'])} files match their sha256")
     print(f"model: {cfg.num_layers} x conv{cfg.kernel_width} {cfg.hidden_size} {cfg.activation}, "
           f"embedding {cfg.vocab_size} x {cfg.embedding_size}, pooling {cfg.pooling}, "
-          f"max length {cfg.max_length}")
+          f"pretraining max length {cfg.max_length} (a task chooses its own)")
     print(f"vocabulary: {len(exported.vocab)} tokens (sha256 {exported.vocab.sha256[:12]}...), "
           f"first: {' '.join(exported.vocab.tokens[2:12])}")
     print(f"tokenizer: {m['tokenizer']}")
@@ -70,7 +101,6 @@ def run_inspect(args) -> int:
             print(f"{title}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
     if metrics.get("steps") is not None:
         print(f"steps: {metrics['steps']}")
-    return 0
 
 
 # ---------------------------------------------------------------- transfer
@@ -128,6 +158,8 @@ def add_transfer(sub) -> None:
     flags.switch(train, TransferConfig, "bucket", "--bucket", True, "length-sorted bucketing of training batches")
     flags.switch(train, TransferConfig, "cache", "--no-cache", False,
                  "do not cache the outputs of frozen bottom layers (slower, same result)")
+    flags.add(train, TransferConfig, "max_length", metavar="N", type=int,
+              help="tokens kept per text; longer texts are cut and the log counts them", default_text=TASK_LENGTH_RULE)
     flags.add(train, TransferConfig, "seed")
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="save the fine-tuned model here (load_model(DIR).predict(texts))")
@@ -142,13 +174,11 @@ def add_transfer(sub) -> None:
 
 SETTINGS = ("epochs", "batch_size", "learning_rate", "dropout", "layer_dropout", "patience", "freeze",
             "schedule", "layer_lr_factor", "embedding_lr_scale", "weight_decay", "cache", "bucket",
-            "allow_partial", "vocab", "seed")
+            "allow_partial", "vocab", "max_length", "seed")
 
 
 def _layers(spec):
-    """--layers: '2' -> 2, 'a,b' -> ('a', 'b'), anything else as given (a regex or 'all')."""
-    if spec is None:
-        return None
+    """--layers: '2' -> 2, 'a,b' -> ('a', 'b'), anything else as given (a regex, 'all' or 'default')."""
     spec = spec.strip()
     if spec.isdigit():
         return int(spec)
@@ -180,12 +210,14 @@ def run_transfer(args) -> int:
 
     from auxpretrain.transfer import fine_tuning as transfer
 
-    settings = TransferConfig(layers=_layers(args.layers), **flags.given(args, SETTINGS))
+    given = flags.given(args, SETTINGS)
+    if args.layers is not None:
+        given["layers"] = _layers(args.layers)
+    settings = TransferConfig(**given)
     transfer.check_settings(settings, pretrained_path is not None)
     model_config = None
     if args.model_config:
-        values = load_json_config(args.model_config)
-        values.setdefault("vocab_size", 3)  # replaced by the task vocabulary's size
+        values = load_json_config(args.model_config)  # vocab_size comes from the task's vocabulary
         model_config = ModelConfig.from_dict(values, where=args.model_config)
 
     from auxpretrain.data import task_files, tasks

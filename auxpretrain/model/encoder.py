@@ -16,6 +16,7 @@ from typing import Container, Optional
 import tensorflow as tf
 
 from auxpretrain.config import ModelConfig
+from auxpretrain.errors import ConfigError
 from auxpretrain.model.variables import EMBEDDING, HEAD, TRANSFERABLE_VARIABLES
 
 tf1 = tf.compat.v1
@@ -130,6 +131,9 @@ def build_encoder(
     Returns:
       EncoderOutputs.
     """
+    if config.vocab_size is None:
+        raise ConfigError("build_encoder: config.vocab_size is None; set it to your vocabulary's size "
+                          "(dataclasses.replace(config, vocab_size=len(vocab)))")
     names = config.layer_names()
     if stop_gradient_at is not None and stop_gradient_at not in names:
         raise ValueError(f"stop_gradient_at={stop_gradient_at!r}; choose from {names}")

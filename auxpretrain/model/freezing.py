@@ -270,3 +270,32 @@ def slot_variables(graph, variables: Iterable) -> List[str]:
         if any(n.startswith(base + "/") for base in names):
             out.append(n)
     return out
+
+
+_APPLY_OPS = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply")
+# what optimizers write with besides their Apply* kernels (sparse gradients, decoupled decay)
+_UPDATE_OPS = {"ScatterAdd", "ScatterSub", "ResourceScatterAdd", "ResourceScatterSub", "AssignAdd", "AssignSub",
+               "AssignAddVariableOp", "AssignSubVariableOp"}
+
+
+def optimizer_traces(graph, variables: Iterable) -> "collections.OrderedDict":
+    """What shows that an optimizer already trains each of `variables`: name -> a slot variable
+    ('embedding/table/Adam') or an update op ('ResourceApplyAdam op ...', 'ResourceScatterAdd op ...').
+
+    Freezing by var_list or by TRAINABLE_VARIABLES works only before the optimizer exists;
+    `restore_pretrained(freeze=...)` refuses a variable that is listed here."""
+    variables = [v for v in variables if not isinstance(v, str)]
+    by_op = {v.op.name: strip_suffix(v.name) for v in variables}
+    own = set(by_op.values()) | _names(graph.get_collection(tf1.GraphKeys.TRAINABLE_VARIABLES))
+    out = collections.OrderedDict()
+    for v in graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES):
+        name = strip_suffix(v.name)
+        for base in by_op.values():
+            if name not in own and name.startswith(base + "/") and base not in out:
+                out[base] = f"slot variable {name}"
+    for op in graph.get_operations():
+        if (op.type.startswith(_APPLY_OPS) or op.type in _UPDATE_OPS) and op.inputs:
+            base = by_op.get(op.inputs[0].op.name)
+            if base is not None and base not in out:
+                out[base] = f"{op.type} op {op.name}"
+    return out

@@ -72,10 +72,13 @@ def select_layers(layer_names: Sequence[str],
     return [n for n in names if n in wanted]
 
 
-def parse_freeze(spec: Union[str, int, None], layer_names: Sequence[str]) -> Optional[List[str]]:
+def parse_freeze(spec: Union[str, int, None], layer_names: Sequence[str],
+                 restored: Optional[Sequence[str]] = None) -> Optional[List[str]]:
     """Layers to freeze from a `--freeze` value: none | all | embedding | N | auto.
 
     N freezes the bottom N layers, the embedding counted as layer 0 (so 1 = embedding only).
+    "all" is every layer of `restored` (the layers a restore gives values) when it is given,
+    else every layer: random layers are never frozen by "all".
     Returns None for "auto" (the caller searches), else the list of layer names.
     """
     names = list(layer_names)
@@ -85,7 +88,7 @@ def parse_freeze(spec: Union[str, int, None], layer_names: Sequence[str]) -> Opt
     if spec == "auto":
         return None
     if spec == "all":
-        return names
+        return names if restored is None else [n for n in names if n in set(restored)]
     if spec == "embedding":
         return names[:1]
     n = int(spec)

@@ -67,8 +67,8 @@ def activation_stats(pooled: np.ndarray, activation: str) -> Dict[str, float]:
 
 class HeldoutTracker:
     """Held-out evaluation during pretraining (single process and cluster chief): the history,
-    TensorBoard scalars, the log line, and early stopping on pairwise accuracy (the context
-    loss when there is no sentence-level objective) after `patience` evaluations without gain."""
+    TensorBoard scalars, the log line, and early stopping on `early_stopping_key` after
+    `patience` evaluations without gain."""
 
     def __init__(self, model, inputs, batches, writer, total_steps: int, patience: int,
                  log: Callable[[str], None]):
@@ -90,7 +90,7 @@ class HeldoutTracker:
         metrics = self._evaluate(sess, step)
         self.log(f"step {step}/{self.total_steps}: loss {loss:.4f}, held-out "
                  + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) + f", {speed}")
-        key = metrics.get("pairwise_accuracy", -metrics.get("context_loss", 0.0))
+        key = early_stopping_key(metrics)
         if self.best is None or key > self.best:
             self.best, self.stale = key, 0
         else:
@@ -105,6 +105,14 @@ class HeldoutTracker:
         if not self.history or self.history[-1]["step"] != step:
             self._evaluate(sess, step, scalars)
         return self.history[-1]
+
+def early_stopping_key(metrics: Mapping[str, float]) -> float:
+    """What pretraining's early stopping watches (higher is better): the held-out pairwise
+    accuracy when a sentence-level objective scores sentences, else minus the sum of the held-out
+    losses of the objectives that are on (context, token, window, ...), never a constant."""
+    if "pairwise_accuracy" in metrics:
+        return metrics["pairwise_accuracy"]
+    return -sum(v for k, v in metrics.items() if k.endswith("_loss"))
 
 def _write_scalars(writer, step: int, metrics: Mapping[str, float]) -> None:
     import tensorflow as tf

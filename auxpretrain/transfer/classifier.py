@@ -18,38 +18,24 @@ import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
 
-from auxpretrain.config import LayerSpec, ModelConfig, TransferConfig
+from auxpretrain.config import LayerSpec, ModelConfig, TransferConfig, task_max_length
 from auxpretrain.data.tasks import check_examples, check_texts, label_list, sorted_classes, task_from_examples
-from auxpretrain.errors import ConfigError, InputError, NotFittedError, RestoreError
+from auxpretrain.errors import ConfigError, InputError, NotFittedError
 from auxpretrain.export import as_export, write_export
-from auxpretrain.model import freezing
-from auxpretrain.model.variables import HEAD, layer_of, parse_freeze, select_layers, strip_suffix
-from auxpretrain.transfer import restore as restore_lib
-from auxpretrain.transfer.fine_tuning import check_settings, fine_tune
+from auxpretrain.model.variables import HEAD, layer_of, parse_freeze, select_layers
+from auxpretrain.transfer.classifier_graph import ClassifierGraph, build_classifier_graph
+from auxpretrain.transfer.fine_tuning import check_settings, fine_tune, transfer_layers
 from auxpretrain.transfer.layers import checked_layer_values, resolve_layer
 from auxpretrain.transfer.saved import MODEL_JSON, TaskModel, load_model
-from auxpretrain.transfer.task_graph import (Feeder, accuracy, build_task_graph, encode_split, macro_f1,
-                                             predict_probs)
-
-tf1 = tf.compat.v1
+from auxpretrain.transfer.report import RestoreReport, initialiser_report
+from auxpretrain.transfer.task_graph import Feeder, accuracy, encode_split, macro_f1, predict_probs
+from auxpretrain.transfer.training_run import bucket_batches
 
 
 def _settings(base: Optional[TransferConfig], overrides: Mapping[str, Any]) -> TransferConfig:
     """`base` (default TransferConfig()) with keyword overrides; unknown names raise ConfigError."""
     return (base or TransferConfig()).replace(where="TextClassifier", **overrides)
-
-
-@dataclasses.dataclass
-class _Handles:
-    """The classifier's graph: model handles, train op and assigners."""
-
-    model: Any  # task_graph.TaskGraph
-    train_op: Any
-    all_vars: Any  # Assigner over encoder + head variables
-    layers: Dict[str, Any]  # layer name -> Assigner over its variables
-    shapes: Dict[str, Tuple[int, ...]]  # variable name -> shape
 
 
 class TextClassifier:
@@ -69,13 +55,15 @@ class TextClassifier:
       clf.evaluate(test_texts, test_labels)["accuracy"]
     """
 
-    def __init__(self, model_config: Optional[ModelConfig] = None, settings=None, *,
+    def __init__(self, model_config: Union[None, ModelConfig, Mapping[str, Any]] = None, settings=None, *,
                  verbose: bool = False, **overrides):
-        """A classifier trained from random weights (`model_config`: the architecture; its
-        vocab_size is replaced by the training texts' vocabulary). Use `from_pretrained` for an
-        export."""
+        """A classifier trained from random weights. `model_config`: the architecture, a
+        ModelConfig or a dict of its fields (default: ModelConfig's defaults); leave out
+        vocab_size, which the training texts' vocabulary sets. Use `from_pretrained` for an export."""
         self.settings = _settings(settings, overrides)
         self._export = None
+        if isinstance(model_config, Mapping):
+            model_config = ModelConfig.from_dict(model_config, where="TextClassifier(model_config=...)")
         self._model_config = model_config
         self.verbose = verbose
         self.config: Optional[ModelConfig] = None
@@ -86,34 +74,35 @@ class TextClassifier:
         self.frozen_layers: List[str] = []
         self.history_: List[Dict[str, Any]] = []  # fit: one row per epoch (loss, dev accuracy)
         self.metrics_: Dict[str, Any] = {}  # fit: dev accuracy, best epoch, sizes
-        self.report_: Optional[restore_lib.RestoreReport] = None  # what was restored
+        self.report_: Optional[RestoreReport] = None  # what was restored (random init: every initialiser)
         self.n_steps_ = 0  # optimizer steps of partial_fit since the graph was built
         self.loss_: Optional[float] = None  # mean training loss of the last partial_fit
         self._graph = None
         self._session = None
-        self._h: Optional[_Handles] = None
+        self._h: Optional[ClassifierGraph] = None
         self._fitted = False
         self._rng = np.random.default_rng(self.settings.seed)
 
     # ------------------------------------------------------------ construction
 
     @classmethod
-    def from_pretrained(cls, export, freeze: Union[None, str, int] = None, layers: LayerSpec = None,
-                        settings=None, *, verbose: bool = False, **overrides) -> "TextClassifier":
+    def from_pretrained(cls, export, freeze: Union[None, str, int] = None, settings=None, *,
+                        verbose: bool = False, **overrides) -> "TextClassifier":
         """A classifier whose encoder starts from an export.
 
         Args:
           export: export directory (checksums verified) or Export.
-          freeze: none | all | embedding | N (bottom N layers, embedding counted first) | auto
-            (fit only: tries several and keeps the best on dev); default: settings.freeze ("none").
-          layers: export layers to transfer (None: all; n; regex; names); the rest start random.
-          settings: a TransferConfig; keyword overrides are applied on top.
+          freeze: none | all (every restored layer) | embedding | N (bottom N layers, embedding
+            counted first) | auto (fit only: tries several and keeps the best on dev); default:
+            settings.freeze ("none").
+          settings: a TransferConfig; keyword overrides (any of its fields: `layers=`,
+            `max_length=`, `epochs=`, ...) are applied on top. `layers`: "default" (the export's
+            default_layers, see TransferConfig), None or "all" (every layer), n, a regex or
+            names; the layers not restored start random.
         """
         overrides = dict(overrides)
         if freeze is not None:
             overrides["freeze"] = freeze
-        if layers is not None:
-            overrides["layers"] = layers
         clf = cls(None, settings, verbose=verbose, **overrides)
         clf._export = as_export(export)
         check_settings(clf.settings, pretrained=True)
@@ -174,7 +163,7 @@ class TextClassifier:
         self._build(result.config, result.vocab, result.tokenizer, classes, frozen, values=result.values)
         self.history_ = list(result.epochs)
         self.metrics_ = dict(result.metrics)
-        self.report_ = result.report
+        self.report_ = result.report or initialiser_report(self._h.shapes, result.frozen)
         self._fitted = True
         return self
 
@@ -196,17 +185,18 @@ class TextClassifier:
         ids = self._label_ids(labels, "partial_fit")
         data = encode_split(texts, ids, self.tokenizer, self.vocab, self.config.max_length)
         feeder = Feeder("ids", data)
-        m = self._h.model
+        m, s = self._h.model, self.settings
         order = self._rng.permutation(len(data))
-        size = self.settings.batch_size
+        batches = [order[i:i + s.batch_size] for i in range(0, len(order), s.batch_size)]
+        if s.bucket:
+            batches = bucket_batches(order, data.lengths, s.batch_size, self._rng)
         losses = []
-        for start in range(0, len(order), size):
-            idx = order[start:start + size]
+        for idx in batches:
             feed = feeder.feed(m, idx)
-            feed.update({m.labels: data.labels[idx], m.learning_rate: self.settings.learning_rate,
-                         m.dropout: self.settings.dropout})
-            if self.settings.layer_dropout > 0:
-                feed[m.layer_dropout] = self.settings.layer_dropout
+            feed.update({m.labels: data.labels[idx], m.learning_rate: s.learning_rate, m.dropout: s.dropout,
+                         m.dropout_seed: [s.seed, self.n_steps_]})  # fresh masks every step
+            if s.layer_dropout > 0:
+                feed[m.layer_dropout] = s.layer_dropout
             loss, _ = self._session.run([m.loss, self._h.train_op], feed_dict=feed)
             losses.append(float(loss) * len(idx))
             self.n_steps_ += 1
@@ -228,76 +218,42 @@ class TextClassifier:
             raise NotFittedError("partial_fit needs a vocabulary: start from TextClassifier.from_pretrained"
                                  "(export), or call fit(texts, labels) first (it builds one from the texts)")
         s = self.settings
-        if str(s.freeze) == "auto":
-            raise ConfigError("freeze='auto' picks the freezing on dev data in fit(); "
-                              "give partial_fit a fixed freeze (none, all, embedding or N)")
-        if s.vocab != "export":
-            raise ConfigError("vocab='extend' adds the training texts' words in fit(); "
-                              "partial_fit uses the export's vocabulary (vocab='export')")
+        for wrong, why in ((str(s.freeze) == "auto", "freeze='auto' picks the freezing on dev data in fit(); "
+                            "give partial_fit a fixed freeze (none, all, embedding or N)"),
+                           (s.vocab != "export", "vocab='extend' adds the training texts' words in fit(); "
+                            "partial_fit uses the export's vocabulary (vocab='export')"),
+                           (s.schedule != "constant", f"schedule={s.schedule!r} unfreezes one layer per epoch "
+                            "in fit(); partial_fit has no epochs: use schedule='constant'")):
+            if wrong:
+                raise ConfigError(why)
         classes_list = sorted_classes(label_list(classes, "classes")) if classes is not None \
             else sorted_classes(labels)
         if len(classes_list) < 2:
             raise InputError(f"partial_fit: only one class ({classes_list[0]!r}) in the first batch; "
                              "pass classes=[...] with every class on the first call")
-        config = self._export.config
-        names = config.layer_names()
-        transferred = select_layers(names, s.layers)
-        frozen = parse_freeze(str(s.freeze), names)
+        names = self._export.config.layer_names()
+        transferred = transfer_layers(s, self._export)  # the layers fit() restores
+        frozen = parse_freeze(str(s.freeze), names, restored=transferred)
         not_transferred = [n for n in frozen if n not in transferred]
         if not_transferred:
             raise ConfigError(f"freeze={s.freeze!r} would freeze {', '.join(not_transferred)}, which "
                               f"layers={s.layers!r} does not transfer; freeze fewer layers or transfer more")
+        # no training set to measure: the cap of the default length (set max_length= to choose)
+        config = dataclasses.replace(self._export.config, max_length=s.max_length or task_max_length([]))
         self._build(config, self._export.vocab, self._export.tokenizer, classes_list, frozen,
                     restore_layers=transferred)
 
     def _build(self, config: ModelConfig, vocab, tokenizer, classes: list, frozen_layers: Sequence[str],
                values: Optional[Mapping[str, np.ndarray]] = None,
                restore_layers: Optional[Sequence[str]] = None) -> None:
-        """The classifier's graph + session: model, Adam over the unfrozen variables, assigners;
-        variables from `values` or restored from the export."""
-        s = self.settings
-        model = build_task_graph(config, len(classes), s.seed, kind="ids", frozen=frozen_layers,
-                                          layer_dropout=s.layer_dropout > 0)
-        graph = model.graph
-        present = config.layer_names() + [HEAD]
-        init_restore = None
-        report = None
-        with graph.as_default():
-            if values is None and restore_layers:
-                init_restore, report = restore_lib.restore(self._export, graph=graph, layers=list(restore_layers),
-                                                           strict=not s.allow_partial)
-            model_vars = [v for v in graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)
-                          if layer_of(strip_suffix(v.name)) in present]
-            frozen_vars = [v for v in model_vars if layer_of(strip_suffix(v.name)) in set(frozen_layers)]
-            var_list = freezing.trainable_var_list(graph, frozen=frozen_vars)
-            if s.layer_lr_factor is not None:
-                groups = freezing.layer_groups(var_list, present)
-                factors = freezing.discriminative_factors(list(groups), s.lr_factor)
-            else:
-                groups, factors = {"all": var_list}, None
-            train = freezing.build_train_ops(model.loss, groups, model.learning_rate, frozen=frozen_vars,
-                                             factors=factors, weight_decay=s.weight_decay)
-            all_vars = restore_lib.Assigner(model_vars, graph, name="model_values")
-            layers = {name: restore_lib.Assigner([v for v in model_vars if layer_of(strip_suffix(v.name)) == name],
-                                                 graph, name=f"set_{name}") for name in present}
-            init_all = tf1.global_variables_initializer()
-        graph.finalize()
-        session = tf1.Session(graph=graph)
-        session.run(init_all)
-        if init_restore is not None:
-            init_restore(session)
-        if values is not None:
-            missing = sorted(set(all_vars.names) - set(values))
-            if missing:
-                session.close()
-                raise RestoreError(f"model values lack {', '.join(missing)}; the saved model is incomplete")
-            all_vars.set(session, {n: values[n] for n in all_vars.names})
+        """The classifier's graph + session (transfer.classifier_graph); variables from `values` or
+        restored from the export."""
+        self._h, self._session, report = build_classifier_graph(
+            config, len(classes), self.settings, frozen_layers, export=self._export,
+            restore_layers=restore_layers, values=values)
+        self._graph = self._h.model.graph
         if report is not None:
-            report.set_trainable([v.name for vs in train.var_lists for v in vs])
             self.report_ = report
-        self._graph, self._session = graph, session
-        self._h = _Handles(model=model, train_op=train.stages[0], all_vars=all_vars, layers=layers,
-                           shapes={strip_suffix(v.name): tuple(v.shape.as_list()) for v in model_vars})
         self.config, self.vocab, self.tokenizer = config, vocab, tokenizer
         self.classes_ = list(classes)
         self._class_index = {c: i for i, c in enumerate(self.classes_)}

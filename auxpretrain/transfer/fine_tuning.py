@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from auxpretrain.config import ModelConfig, TransferConfig
+from auxpretrain.config import TASK_LENGTH_RULE, ModelConfig, TransferConfig, task_max_length
 from auxpretrain.data.tasks import stratified_subsample
 from auxpretrain.data.text import Tokenizer
 from auxpretrain.data.vocab import Vocabulary
@@ -48,7 +48,7 @@ def check_settings(settings: TransferConfig, pretrained: bool) -> None:
         if freeze != "none":
             raise ConfigError(f"--freeze {freeze} needs --pretrained EXPORT: with --pretrained none "
                               "every layer starts random, there is nothing pretrained to freeze")
-        if settings.layers is not None:
+        if settings.layers not in (None, "default"):
             raise ConfigError("--layers needs --pretrained EXPORT: with --pretrained none nothing is restored")
         if settings.allow_partial:
             raise ConfigError("--allow-partial needs --pretrained EXPORT: with --pretrained none nothing is restored")
@@ -203,11 +203,16 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
         check_run_dir(checkpoint_dir, run_spec(task, pretrained, config, settings, train_size))
 
     t0 = time.perf_counter()
-    data = {"train": encode_split(task.train.texts, task.train.labels, tokenizer, vocab, config.max_length),
-            "dev": encode_split(task.dev.texts, task.dev.labels, tokenizer, vocab, config.max_length)}
+    max_length = settings.max_length or task_max_length(map(len, tokenizer.tokenize_batch(task.train.texts)))
+    config = dataclasses.replace(config, max_length=max_length)  # the task's length, not pretraining's
+    data = {"train": encode_split(task.train.texts, task.train.labels, tokenizer, vocab, max_length),
+            "dev": encode_split(task.dev.texts, task.dev.labels, tokenizer, vocab, max_length)}
     if len(task.test):
-        data["test"] = encode_split(task.test.texts, task.test.labels, tokenizer, vocab, config.max_length)
+        data["test"] = encode_split(task.test.texts, task.test.labels, tokenizer, vocab, max_length)
     timings["encode_seconds"] = time.perf_counter() - t0
+    texts_cut = {split: d.cut for split, d in data.items()}
+    log(f"max length {max_length} tokens ({'max_length' if settings.max_length else TASK_LENGTH_RULE}); texts cut: "
+        + ", ".join(f"{n} of {len(data[split])} {split}" for split, n in texts_cut.items()))
     oov = float(np.mean(data["train"].ids[data["train"].ids > 0] == 1)) if data["train"].ids.any() else 0.0
 
     names = config.layer_names()
@@ -220,16 +225,8 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
     if pretrained is None:
         run = train_run("", transferred=[], frozen_layers=[], **run_args)
     else:
-        layers = settings.layers
-        default_layers = (pretrained.manifest.get("transfer") or {}).get("default_layers")
-        if layers is None and default_layers and str(settings.freeze) in ("none", "embedding") \
-                and settings.schedule == "constant":
-            # the export says which layers transferred well when it was benchmarked
-            layers = [n for n in default_layers if n in names]
-            log(f"layers: {', '.join(layers)} (the export's default_layers; --layers all restores "
-                f"every layer)")
-        available = select_layers(names, None if layers == "all" else layers)
-        freeze = parse_freeze(str(settings.freeze), names)
+        available = transfer_layers(settings, pretrained, log)
+        freeze = parse_freeze(str(settings.freeze), names, restored=available)
         if freeze is None:  # auto
             runs = []
             for label, transferred, frozen in _candidates(names):
@@ -257,6 +254,7 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
 
     metrics: Dict[str, Any] = {"train_size": len(task.train), "dev_size": len(task.dev),
                                "test_size": len(task.test), "num_classes": num_classes,
+                               "max_length": max_length, "texts_cut": texts_cut,
                                "dev_accuracy": round(run.dev_accuracy, 5), "best_epoch": run.best_epoch,
                                "train_oov_rate": round(oov, 5)}
     if run.test_probs is not None:
@@ -276,6 +274,25 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                           values=run.values, auto=auto_rows, chosen=chosen,
                           checkpoint={"dir": checkpoint_dir, "resumed_from_epoch": run.resumed_from}
                           if checkpoint_dir is not None else {})
+
+def transfer_layers(settings: TransferConfig, export, log: Optional[Callable[[str], None]] = None) -> List[str]:
+    """The export layers a run restores: `settings.layers` resolved against the export.
+
+    "default": the export's `transfer.default_layers` when fine-tuning with freeze none or
+    embedding and the constant schedule (the layers that transferred well when it was
+    benchmarked), else every layer; None or "all": every layer; n, a regex or names as in
+    `select_layers`. `fit`, `partial_fit` and `fine_tune` all resolve layers here."""
+    names = export.config.layer_names()
+    layers = settings.layers
+    if layers == "default":
+        default_layers = (export.manifest.get("transfer") or {}).get("default_layers")
+        if default_layers and str(settings.freeze) in ("none", "embedding") and settings.schedule == "constant":
+            chosen = [n for n in default_layers if n in names]
+            if log is not None:
+                log(f"layers: {', '.join(chosen)} (the export's default_layers; --layers all restores every layer)")
+            return chosen
+        layers = None
+    return select_layers(names, None if layers == "all" else layers)
 
 def _check_export_config(export) -> None:
     """The manifest's model_config must describe the checkpoint's variables (an edited manifest,

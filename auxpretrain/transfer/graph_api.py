@@ -7,9 +7,8 @@
 - `transfer_between_sessions(sess_a, sess_b)` / `load_values(sess, values)`: graph A -> graph B
   with no disk (`sess.run(collection)` in A, each value loaded into B's variable of the same
   name, shapes checked).
-- `import_encoder(export)`: the export's inference encoder (graph.meta's tensors `input_ids:0`,
-  `encoder/pooled:0`, `encoder/sequence:0`) rebuilt in your graph by the package's own builders,
-  and the restore; graph.meta itself is imported only with `trust_graph_meta=True`.
+- `import_encoder(export)` (in `auxpretrain.transfer.imported`, re-exported here): the export's
+  inference encoder with graph.meta's tensor names, rebuilt by the package's own builders.
 - `build_shared_models(...)`: M models in one graph sharing their bottom layers through
   `variable_scope` reuse, each with its own upper layers and head.
 - `encode_texts(texts, export)`: token ids with the export's tokenizer and vocabulary.
@@ -20,7 +19,6 @@ The model-level API (`TextClassifier`) is in `auxpretrain.transfer.classifier`.
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import os
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
@@ -30,14 +28,14 @@ import tensorflow as tf
 
 from auxpretrain.config import LayerSpec, ModelConfig
 from auxpretrain.data.tasks import check_texts
-from auxpretrain.errors import ConfigError, ExportError, NotFittedError, RestoreError
-from auxpretrain.export import GRAPH_META, TENSORS, add_inference_encoder, as_export
-from auxpretrain.files import first_line
+from auxpretrain.errors import ConfigError, NotFittedError, RestoreError
+from auxpretrain.export import Export, as_export
 from auxpretrain.model import freezing
 from auxpretrain.model.encoder import EncoderOutputs, build_classifier, build_encoder, build_layers, pool
 from auxpretrain.model.variables import (HEAD, TRANSFERABLE_VARIABLES, layer_of, parse_freeze, select_layers,
                                          strip_suffix)
 from auxpretrain.transfer import restore as restore_lib
+from auxpretrain.transfer.imported import ImportedEncoder, import_encoder  # noqa: F401 - re-exported
 
 tf1 = tf.compat.v1
 
@@ -52,18 +50,6 @@ __all__ = [
 # ---------------------------------------------------------------- small helpers
 
 
-def _session_init_fn(fn: Callable, report=None) -> Callable:
-    """Wraps `fn(sess)` so it is also a `tf1.train.Scaffold(init_fn=...)`: init_fn(scaffold, sess)."""
-
-    def init_fn(*args):
-        if len(args) not in (1, 2):
-            raise TypeError("init_fn takes (session) or (scaffold, session)")
-        fn(args[-1])
-
-    init_fn.report = report
-    return init_fn
-
-
 def encode_texts(texts: Sequence[str], source, max_length: Optional[int] = None
                  ) -> Tuple[np.ndarray, np.ndarray]:
     """Token ids of `texts` with the tokenizer and vocabulary of an export or a model.
@@ -72,11 +58,14 @@ def encode_texts(texts: Sequence[str], source, max_length: Optional[int] = None
       texts: list of str.
       source: anything with `.tokenizer`, `.vocab` and `.config` (an `Export`, a
         `TextClassifier`, a `TaskModel`), or an export directory.
-      max_length: tokens kept per text (default `source.config.max_length`).
+      max_length: tokens kept per text. Default: every token for an export (its pretraining
+        max_length does not limit a task: convolutions and pooling work at any length); a
+        model's own `config.max_length`, the length it was trained with.
 
     Returns:
       (ids, lengths): ids int32 [len(texts), T], 0-padded (0 = PAD, 1 = unknown word), where T
-      is the longest kept length (at least 1); lengths int32 [len(texts)].
+      is the longest kept length (at least 1); lengths int32 [len(texts)], the tokens kept per
+      text (a text was cut when its token count is above `max_length`).
     """
     if isinstance(source, (str, os.PathLike)):
         source = as_export(source)
@@ -84,36 +73,46 @@ def encode_texts(texts: Sequence[str], source, max_length: Optional[int] = None
         raise NotFittedError("encode_texts: the model has no vocabulary yet; fit it first")
     texts = check_texts(texts)
     tokens = source.tokenizer.tokenize_batch(texts)
-    return source.vocab.encode_batch(tokens, max_length or source.config.max_length)
+    if max_length is None and not isinstance(source, Export):
+        max_length = source.config.max_length
+    return source.vocab.encode_batch(tokens, max_length)
 
 
 # ---------------------------------------------------------------- restore into your own graph
 
-Restored = collections.namedtuple("Restored", ["init_fn", "report", "var_list", "frozen"])
-Restored.__doc__ = """What `restore_pretrained` returns.
+class Restored(collections.namedtuple("Restored", ["init_fn", "report", "var_list", "frozen"])):
+    """What `restore_pretrained` returns.
 
-init_fn: `init_fn(sess)` assigns the export's values; run it after your variable initialiser.
-  Also usable as `tf1.train.Scaffold(init_fn=init_fn)` (it accepts (scaffold, sess)).
-report: `RestoreReport` (restored, missing, unexpected, mismatched, frozen, trainable; print it).
-var_list: list of tf.Variable to pass to `optimizer.minimize(loss, var_list=...)`: the graph's
-  TRAINABLE_VARIABLES minus the frozen layers (var_list freezing).
-frozen: graph variable names (no ':0') that are frozen.
-"""
+    init_fn: `init_fn(sess)` assigns the export's values; run it after your variable initialiser.
+      Also usable as `tf1.train.Scaffold(init_fn=init_fn)` (it accepts (scaffold, sess)).
+    report: `RestoreReport` (restored, missing, unexpected, mismatched, frozen, trainable; print it).
+    var_list: list of tf.Variable to pass to `optimizer.minimize(loss, var_list=...)`: the graph's
+      TRAINABLE_VARIABLES minus the frozen layers (var_list freezing).
+    frozen: the frozen tf.Variables (`frozen_names`: their names, no ':0').
+    """
+
+    __slots__ = ()
+
+    @property
+    def frozen_names(self) -> List[str]:
+        """Names (no ':0') of the frozen variables."""
+        return [strip_suffix(v.name) for v in self.frozen]
 
 
-def _frozen_layer_names(freeze, layer_names: Sequence[str]) -> List[str]:
-    """Layer names from a freeze spec: None | "none" | "all" | "embedding" | N | [names]."""
+def _frozen_layer_names(freeze, layer_names: Sequence[str], restored: Sequence[str]) -> List[str]:
+    """Layer names from a freeze spec: None | "none" | "all" (every restored layer) | "embedding" |
+    N | [names]."""
     if freeze is None or freeze is False:
         return []
     if isinstance(freeze, (list, tuple, set)):
         return select_layers(layer_names, list(freeze))
     if isinstance(freeze, bool):
-        return list(layer_names)
+        return [n for n in layer_names if n in set(restored)]
     spec = str(freeze).strip().lower()
     if spec == "auto":
         raise ConfigError("freeze='auto' tries several freezings and keeps the best on dev data; "
                           "use TextClassifier(...).fit or ap.fine_tune for it, or name the layers")
-    return parse_freeze(spec, layer_names)
+    return parse_freeze(spec, layer_names, restored=restored)
 
 
 def restore_pretrained(source, graph=None, layers: LayerSpec = None, freeze=None,
@@ -131,8 +130,8 @@ def restore_pretrained(source, graph=None, layers: LayerSpec = None, freeze=None
       graph: your tf.Graph (default: the current default graph).
       layers: export layers to restore: None (all), n (the first n, embedding first), a regex
         ("layer_[01]") or a list of names.
-      freeze: layers kept fixed: None/"none", "all", "embedding", n (the bottom n, embedding
-        counted first) or a list of layer names; they must be restored.
+      freeze: layers kept fixed: None/"none", "all" (every restored layer), "embedding", n (the
+        bottom n, embedding counted first) or a list of layer names; they must be restored.
       scope_map: {"layer_0/": "my_model/conv0/"}: where the export's scopes live in your graph.
       strict: a missing or mis-shaped variable raises RestoreError (False: restore what matches).
       vocab: your task's Vocabulary (or token list) when it differs from the export's: embedding
@@ -146,7 +145,8 @@ def restore_pretrained(source, graph=None, layers: LayerSpec = None, freeze=None
 
     Raises:
       RestoreError: missing/mis-shaped variables (strict), unknown layers, a finalized graph.
-      ConfigError: freezing a layer that is not restored.
+      ConfigError: freezing a layer that is not restored, or a variable an optimizer already
+        trains (its slot variables or update ops exist: call this before creating the optimizer).
       ExportError: an export that fails verification.
     """
     graph = graph if graph is not None else tf1.get_default_graph()
@@ -158,17 +158,23 @@ def restore_pretrained(source, graph=None, layers: LayerSpec = None, freeze=None
         all_layers = restore_lib.order_layers(strip_suffix(k) for k in source)
     else:
         all_layers = list(source.config.layer_names())
-    frozen_layers = _frozen_layer_names(freeze, all_layers)
+    frozen_layers = _frozen_layer_names(freeze, all_layers, report.layers)
     not_restored = [n for n in frozen_layers if n not in report.layers]
     if not_restored:
         raise ConfigError(f"freeze={freeze!r} would freeze {', '.join(not_restored)}, which layers={layers!r} "
                           "does not restore (it would stay random); freeze fewer layers or restore more")
-    frozen = [target for name, target in report.mapping.items() if layer_of(name) in frozen_layers]
+    targets = [target for name, target in report.mapping.items() if layer_of(name) in frozen_layers]
+    by_name = {strip_suffix(v.name): v for v in graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES)}
+    frozen = [by_name[t] for t in targets if t in by_name]
+    for name, trace in freezing.optimizer_traces(graph, frozen).items():
+        raise ConfigError(f"restore_pretrained(freeze={freeze!r}): {name} already has an optimizer ({trace}), "
+                          "which would keep training it; call restore_pretrained before creating the "
+                          "optimizer and pass restored.var_list to it")
     if remove_frozen and frozen:
         freezing.remove_from_trainable(frozen, graph)
     var_list = freezing.trainable_var_list(graph, frozen=frozen)
     report.set_trainable([v.name for v in var_list])
-    return Restored(_session_init_fn(init_fn, report), report, var_list, frozen)
+    return Restored(restore_lib.session_init_fn(init_fn, report), report, var_list, frozen)
 
 
 def assign_from_export_fn(source, layers: LayerSpec = None, scope_map: Optional[Mapping[str, str]] = None,
@@ -280,117 +286,6 @@ def transfer_between_sessions(source_sess, target_sess, layers: LayerSpec = None
                        collection=collection)
 
 
-# ---------------------------------------------------------------- import_meta_graph
-
-ImportedEncoder = collections.namedtuple(
-    "ImportedEncoder", ["input_ids", "pooled", "sequence", "variables", "saver", "init_fn", "export"])
-ImportedEncoder.__doc__ = """What `import_encoder` returns.
-
-input_ids: int32 placeholder [batch, time] (0 = PAD) named `input_ids:0` (under the scope), or
-  your own tensor when `input_ids=` was given.
-pooled: float32 [batch, pooled_size] tensor `encoder/pooled:0`, the sentence vector.
-sequence: float32 [batch, time, width] tensor `encoder/sequence:0`, the top layer's outputs.
-variables: the encoder's transferable tf.Variables.
-saver: a tf1.train.Saver of those variables under the export's names (built by the package;
-  with `trust_graph_meta=True`, the one `import_meta_graph` returned).
-init_fn: `init_fn(sess)` (or `(scaffold, sess)`) restores the export's checkpoint values.
-export: the verified Export.
-"""
-
-
-def import_encoder(source, graph=None, scope: Optional[str] = None, input_ids=None,
-                   trainable: bool = True, trust_graph_meta: bool = False) -> ImportedEncoder:
-    """The export's inference encoder in your graph, with graph.meta's named tensors.
-
-    By default nothing of graph.meta is used: the encoder is rebuilt from the export's
-    (verified) model_config by the package's own builders, the same graph `write_export`
-    saved as graph.meta, and `init_fn` assigns the checkpoint's values through the package's
-    restore (by name and shape). An export is data: no op, saver or initializer it carries
-    ever runs. Attach your own layers to `pooled` or `sequence` (wrap them in
-    `tf.stop_gradient` to keep the encoder fixed); run `init_fn(sess)` after your variable
-    initialiser.
-
-    Args:
-      source: export directory (checksums verified) or Export.
-      graph: target tf.Graph (default: the current default graph).
-      scope: tensor and variable names get the prefix "scope/".
-      input_ids: optional int32 Tensor [batch, time] of your graph to feed the encoder instead
-        of its own placeholder.
-      trainable: False creates the encoder's variables outside TRAINABLE_VARIABLES.
-      trust_graph_meta: `tf1.train.import_meta_graph` of the file itself, its saver restoring
-        the checkpoint: this runs whatever ops the file holds (a crafted graph.meta can read and
-        write files, or restore another checkpoint). Only for graph.meta files you trust.
-
-    Returns:
-      ImportedEncoder.
-
-    Raises:
-      ExportError: an export that fails verification (or, trusting graph.meta, has none).
-      RestoreError: the graph is finalized, or already holds the encoder's variable names
-        (pass a `scope`).
-    """
-    export = as_export(source)
-    graph = graph if graph is not None else tf1.get_default_graph()
-    if graph.finalized:
-        raise RestoreError("import_encoder: the graph is finalized; import before finalizing it")
-    if trust_graph_meta:
-        return _import_trusted_meta_graph(export, graph, scope, input_ids, trainable)
-    frozen = export.config.layer_names() if not trainable else ()
-    with graph.as_default(), (tf1.variable_scope(scope) if scope else contextlib.nullcontext()):
-        try:
-            ids, sequence, pooled, by_name = add_inference_encoder(export.config, input_ids, frozen)
-        except ValueError as e:  # get_variable: the names exist already
-            raise RestoreError(f"import_encoder: {first_line(e, 120)}; pass scope= to build the encoder "
-                               "under other names") from None
-        prefix = f"{scope}/" if scope else ""
-        for key, tensor in (("pooled", pooled), ("sequence", sequence)):
-            if tensor.name != prefix + TENSORS[key]:
-                raise RestoreError(f"import_encoder: the graph already has a tensor {prefix + TENSORS[key]}; "
-                                   "pass scope= to build the encoder under other names")
-        restore_fn, _ = restore_lib.restore(export, graph=graph,
-                                            scope_map={"": prefix} if prefix else None)
-        saver = tf1.train.Saver(var_list=by_name, save_relative_paths=True)
-    variables = [by_name[n] for n in export.variables]
-    return ImportedEncoder(ids, pooled, sequence, variables, saver, _session_init_fn(restore_fn), export)
-
-
-def _import_trusted_meta_graph(export, graph, scope, input_ids, trainable) -> ImportedEncoder:
-    """`import_encoder(..., trust_graph_meta=True)`: import_meta_graph of the file and its saver."""
-    meta_path = os.path.join(export.path, GRAPH_META)
-    if GRAPH_META not in export.manifest.get("files", {}) or not os.path.isfile(meta_path):
-        raise ExportError(f"{export.path}: no {GRAPH_META}; re-export it with this auxpretrain")
-    tensors = dict(TENSORS)
-    tensors.update(export.manifest.get("tensors") or {})
-    input_map = {tensors["input_ids"]: input_ids} if input_ids is not None else None
-    before = set(id(v) for v in graph.get_collection(TRANSFERABLE_VARIABLES))
-    with graph.as_default():
-        try:
-            saver = tf1.train.import_meta_graph(meta_path, import_scope=scope, clear_devices=True,
-                                                input_map=input_map)
-        except (ValueError, KeyError, OSError, tf.errors.OpError) as e:
-            raise ExportError(f"{meta_path}: cannot import ({first_line(e)}); re-export it") from None
-    prefix = f"{scope}/" if scope else ""
-    try:
-        pooled = graph.get_tensor_by_name(prefix + tensors["pooled"])
-        sequence = graph.get_tensor_by_name(prefix + tensors["sequence"])
-        ids = input_ids if input_ids is not None else graph.get_tensor_by_name(prefix + tensors["input_ids"])
-    except (KeyError, ValueError) as e:
-        raise ExportError(f"{meta_path}: lacks a named tensor ({first_line(e)}); re-export it") from None
-    variables = [v for v in graph.get_collection(TRANSFERABLE_VARIABLES)
-                 if id(v) not in before and isinstance(v, tf.Variable)]
-    if not trainable and variables:
-        freezing.remove_from_trainable(variables, graph)
-    prefix_ckpt = export.checkpoint_prefix
-
-    def restore_fn(sess):
-        try:
-            saver.restore(sess, prefix_ckpt)
-        except (tf.errors.OpError, ValueError) as e:
-            raise ExportError(f"{prefix_ckpt}: cannot restore ({first_line(e)}); re-export it") from None
-
-    return ImportedEncoder(ids, pooled, sequence, variables, saver, _session_init_fn(restore_fn), export)
-
-
 # ---------------------------------------------------------------- shared layers in one graph
 
 @dataclasses.dataclass
@@ -434,7 +329,7 @@ class SharedModels:
             for fn in fns:
                 fn(sess)
 
-        return _session_init_fn(run_all, report), report
+        return restore_lib.session_init_fn(run_all, report), report
 
 
 def build_shared_models(input_ids, config: ModelConfig, num_models: int, num_classes: int,

@@ -93,6 +93,9 @@ class RestoreReport:
         if self.source == "values":
             check = "in-memory values"
         lines = [f"restore from {self.source} ({check}): {self.summary()}"]
+        if self.method == "initialiser":
+            lines = [f"no restore, random init: {len(self.unexpected)} variables from their initialisers "
+                     f"({len(self.frozen)} frozen, {len(self.trainable)} trainable)"]
         rows = []
         frozen = set(self.frozen)
         reverse = {v: k for k, v in self.mapping.items()}
@@ -131,6 +134,16 @@ class RestoreReport:
             m["graph_shape"] = list(m["graph_shape"])
         out["shapes"] = {k: list(v) for k, v in self.shapes.items()}
         return out
+
+def initialiser_report(shapes: Dict[str, Tuple[int, ...]], frozen: Sequence[str] = ()) -> RestoreReport:
+    """The report of a model trained from random weights: nothing restored, every variable
+    (name -> shape) from its initialiser, trainable unless named in `frozen`."""
+    report = RestoreReport(source="none (random init)", method="initialiser")
+    report.unexpected = list(shapes)
+    report.shapes = {n: tuple(s) for n, s in shapes.items()}
+    report.frozen = [n for n in shapes if n in set(frozen)]
+    report.trainable = [n for n in shapes if n not in set(frozen)]
+    return report
 
 def unique(items) -> list:
     """`items` without repeats, in first-seen order."""

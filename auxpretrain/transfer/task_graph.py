@@ -27,11 +27,13 @@ IDS, SEQUENCE, POOLED = "ids", "sequence", "pooled"  # what a task graph starts 
 
 @dataclasses.dataclass
 class EncodedSplit:
-    """A split as token ids: ids int32 [n, max_length] (0-padded), lengths int32 [n], labels int32 [n]."""
+    """A split as token ids: ids int32 [n, max_length] (0-padded), lengths int32 [n], labels int32 [n];
+    `cut`: how many texts had more than max_length tokens (their tail is dropped)."""
 
     ids: np.ndarray
     lengths: np.ndarray
     labels: np.ndarray
+    cut: int = 0
 
     def __len__(self):
         return len(self.labels)
@@ -43,7 +45,7 @@ def encode_split(texts: Sequence[str], labels, tokenizer, vocab, max_length: int
     ids, lengths = vocab.encode_batch(tokens, max_length, pad_to_max_length=True)
     return EncodedSplit(ids=np.asarray(ids, np.int32).reshape(len(tokens), max_length),
                         lengths=np.asarray(lengths, np.int32),
-                        labels=np.asarray(labels, dtype=np.int32))
+                        labels=np.asarray(labels, dtype=np.int32), cut=sum(len(t) > max_length for t in tokens))
 
 
 def batch_width(lengths: np.ndarray) -> int:

@@ -201,6 +201,7 @@ def train_run(label: str, data: Dict[str, EncodedSplit], config: ModelConfig, nu
         steps_per_epoch = max(1, -(-n // settings.batch_size))
         total_steps = steps_per_epoch * settings.epochs
         best, best_epoch, best_values, since_best = -1.0, 0, None, 0
+        separating = False  # the model has predicted more than one class on dev (patience counts from then)
         step, start, finished, resumed_from = 0, 0, False, None
         checkpoints = EpochCheckpoints(checkpoint_dir, saver, trained_names) if checkpoint_dir else None
         state = checkpoints.load() if checkpoints else None
@@ -214,6 +215,7 @@ def train_run(label: str, data: Dict[str, EncodedSplit], config: ModelConfig, nu
             step, finished = int(state["step"]), bool(state["finished"])
             best, best_epoch = float(state["best_dev_accuracy"]), int(state["best_epoch"])
             since_best, epochs = int(state["epochs_since_best"]), list(state["history"])
+            separating = bool(state.get("separating", True))
             if finished:
                 log(f"{prefix}{checkpoint_dir}: this run finished at epoch {start} (best dev accuracy "
                     f"{best:.4f} at epoch {best_epoch}); evaluating its best weights, no training")
@@ -227,7 +229,7 @@ def train_run(label: str, data: Dict[str, EncodedSplit], config: ModelConfig, nu
             order = rng.permutation(n)
             batches = [order[i:i + settings.batch_size] for i in range(0, n, settings.batch_size)]
             if settings.bucket:
-                batches = _bucket(order, train_data.data.lengths, settings.batch_size, rng)
+                batches = bucket_batches(order, train_data.data.lengths, settings.batch_size, rng)
             losses = []
             for idx in batches:
                 lr = settings.learning_rate
@@ -254,19 +256,26 @@ def train_run(label: str, data: Dict[str, EncodedSplit], config: ModelConfig, nu
             epochs.append(row)
             log(_epoch_line(label, row, settings.epochs))
             all_unfrozen = stage == len(train.stages) - 1
+            # an epoch that predicts one class for all of dev (the majority, while the head is still
+            # finding its way) does not count towards patience: a run never stops stuck there
+            separating = separating or len(np.unique(dev_probs.argmax(-1))) > 1
             if dev_acc > best:
                 best, best_epoch, best_values, since_best = dev_acc, epoch + 1, snapshot.get(sess), 0
-            else:
+            elif separating:
                 since_best += 1
             stop = bool(settings.patience and all_unfrozen and since_best >= settings.patience)
             if checkpoints:
                 checkpoints.save(sess, {"epoch": epoch + 1, "step": step,
                                         "finished": stop or epoch + 1 == settings.epochs,
                                         "best_dev_accuracy": best, "best_epoch": best_epoch,
-                                        "epochs_since_best": since_best, "history": epochs})
+                                        "epochs_since_best": since_best, "separating": separating,
+                                        "history": epochs})
             if stop:
                 break
         timings["train_seconds"] = train_seconds
+        if not separating:
+            log(f"{prefix}note: every epoch predicted one class for all of dev: the features do not separate "
+                "this task yet (try a higher learning rate, more epochs, or freezing less)")
         snapshot.set(sess, best_values)
         t0 = time.perf_counter()
         dev_probs = predict_probs(sess, model, feeders["dev"], settings.eval_batch_size)
@@ -296,8 +305,8 @@ def _unique_vars(variables) -> List:
             out.append(v)
     return out
 
-def _bucket(order: np.ndarray, lengths: np.ndarray, batch_size: int, rng) -> List[np.ndarray]:
-    """Length-sorted bucketing: sort chunks of 50 batches by length, shuffle the batches."""
+def bucket_batches(order: np.ndarray, lengths: np.ndarray, batch_size: int, rng) -> List[np.ndarray]:
+    """Length-sorted bucketing (`bucket`): sort chunks of 50 batches by length, shuffle the batches."""
     chunk = batch_size * 50
     batches = []
     for i in range(0, len(order), chunk):
