@@ -191,7 +191,8 @@ class ModelConfig(_Config):
         _check(self.num_layers >= 0, f"num_layers must be >= 0, got {self.num_layers}")
         for name, limit in MODEL_LIMITS.items():
             value = getattr(self, name)
-            _check(value is None or value <= limit, f"{name} must be <= {limit:,}, got {value:,}")
+            if value is not None and value > limit:
+                raise ConfigError(f"{name} must be <= {limit:,}, got {value:,}")
         _check(self.activation in ACTIVATIONS, f"activation must be one of {ACTIVATIONS}")
         _check(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}")
 
