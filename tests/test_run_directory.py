@@ -93,11 +93,17 @@ def test_out_naming_a_regular_file(capsys, corpus, tmp_path):
 
 # ---------------------------------------------------------------- the run directory's state
 
-@pytest.fixture
-def finished_run(corpus, tmp_path):
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def pristine_run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pristine") / "run"
     run_pretrain(corpus, out, pretrain_config(max_steps=24))
     return out
+
+
+@pytest.fixture
+def finished_run(pristine_run, tmp_path):
+    """A copy of a finished 24-step run (checkpoints at steps 8, 16, 24) to damage."""
+    return shutil.copytree(pristine_run, tmp_path / "run")
 
 
 @pytest.mark.parametrize("damage", ["swap-vocab", "swap-counts", "drop-vocab-line", "delete-vocab"])
