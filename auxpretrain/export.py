@@ -130,7 +130,6 @@ def build_inference_graph(config: ModelConfig):
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
-        tf1.set_random_seed(0)  # the initial values are always fed; seeded for TF's op determinism
         _, _, _, variables = add_inference_encoder(config)
         saver = tf1.train.Saver(var_list=variables, max_to_keep=None, save_relative_paths=True)
     return graph, saver, variables
@@ -254,9 +253,13 @@ def load_export(path: str, verify: bool = True) -> Export:
                  ExportError)
     try:
         config = ModelConfig.from_dict(manifest["model_config"], where="model_config")
+        if config.vocab_size is None:  # a config may leave it to the vocabulary; a saved one may not
+            raise ConfigError("model_config.vocab_size is missing")
         tokenizer = Tokenizer.from_dict(manifest["tokenizer"], where="tokenizer")
-    except ConfigError as e:
-        raise ExportError(f"{manifest_path}: incomplete or edited manifest ({e}); re-export it") from None
+    except ConfigError as e:  # the config's own checks name the field alone
+        text = str(e) if str(e).startswith(("model_config", "tokenizer")) else f"model_config.{e}"
+        raise ExportError(f"{manifest_path}: incomplete or edited ({text}); the manifest was edited or damaged; "
+                          "re-export it") from None
     files, layers, vocab_info = manifest["files"], manifest["layers"], manifest["vocab"]
     checkpoint = manifest.get("checkpoint", CHECKPOINT_NAME)
     check_listed(path, files, (VOCAB, f"{checkpoint}.index"), checkpoint, manifest_path, "re-export it")

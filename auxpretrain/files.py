@@ -292,7 +292,7 @@ def verify_files(directory: str, files: Mapping[str, str], what: str, fix: str,
     for name, digest in files.items():
         file_path = os.path.join(directory, os.path.basename(name))
         if os.path.islink(file_path):
-            raise error(f"{file_path}: a symbolic link; the files of a {what} must be inside it; {fix}")
+            raise error(f"{file_path}: a symbolic link (every file must be in the {what} itself); {fix}")
         if not os.path.isfile(file_path):
             raise error(f"{file_path}: missing from the {what}; {fix}")
         if sha256_file(file_path) != digest:

@@ -112,7 +112,8 @@ def corruption_overrides(args) -> dict:
 def run_corrupt(args) -> int:
     from auxpretrain.data.pairs import SAMPLING_CORPUS, write_pairs
 
-    for flag, value, low in (("--seed", args.seed, 0), ("--edits", args.edits, 1), ("--min-count", args.min_count, 1),
+    for flag, value, low in (("--seed", args.seed, 0), ("--edits", args.edits, 1),
+                             ("--min-count", args.min_count, 1),
                              ("--limit", args.limit, 1), ("--max-vocab", args.max_vocab, 3),
                              ("--num-bands", args.num_bands, 1), ("--batch-size", args.batch_size, 1),
                              ("--split-sample", args.split_sample_chars, 1)):

@@ -14,7 +14,7 @@ from auxpretrain.errors import ConfigError
 SECTIONS = {"model": ModelConfig, "pretrain": PretrainConfig, "corruption": CorruptionConfig,
             "corpus": CorpusConfig}
 MODEL_FLAGS = ("embedding_size", "num_layers", "hidden_size", "activation", "pooling", "max_length")
-PRETRAIN_FLAGS = ("epochs", "max_steps", "batch_size", "learning_rate", "seed", "context_passes",
+PRETRAIN_FLAGS = ("epochs", "max_steps", "batch_size", "learning_rate", "seed", "deterministic", "context_passes",
                   "context_window", "eval_every", "checkpoint_every", "patience")
 
 
@@ -48,6 +48,9 @@ def add_pretrain(sub) -> None:
                    help="start the embedding from word2vec/GloVe vectors (text or binary)")
     for name in ("eval_every", "checkpoint_every", "patience"):
         flags.add(p, PretrainConfig, name)
+    flags.switch(p, PretrainConfig, "deterministic", "--deterministic", True,
+                 "bit-identical runs and resumes: sum the repeated rows of the sparse updates first "
+                 "(about 17%% more CPU a step)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--wait-for-workers", type=float, default=300.0, metavar="SECONDS",
                    help="cluster runs (TF_CONFIG): how long the chief waits at the end for the other "

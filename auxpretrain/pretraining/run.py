@@ -38,14 +38,14 @@ from auxpretrain.pretraining import evaluation
 from auxpretrain.pretraining.batches import BatchMaker
 from auxpretrain.pretraining.graph import build_train_graph
 from auxpretrain.pretraining.profiling import performance
-from auxpretrain.pretraining.run_dir import (RunDirectory, check_run_files, deterministic_ops, read_run_json,
-                                             restore_checkpoint, run_files, save_checkpoint)
+from auxpretrain.pretraining.run_dir import (RunDirectory, check_run_files, read_run_json, restore_checkpoint,
+                                             run_files, save_checkpoint)
 
 tf1 = tf.compat.v1
 
 # settings a rerun on the same OUT may change (they do not change what is learned so far)
 RESUMABLE_KEYS = {"epochs", "max_steps", "eval_every", "checkpoint_every", "checkpoint_minutes",
-                  "keep_checkpoints", "patience"}
+                  "keep_checkpoints", "patience", "deterministic"}
 
 
 def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, Any],
@@ -56,9 +56,9 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
     """Pretrains on `corpus` and writes OUT/export; resumes an interrupted run in `out_dir`.
 
     One run at a time on `out_dir` (another is refused while this one runs); a run that fails
-    before its first checkpoint leaves no run directory behind; TensorFlow's op determinism is
-    on while it runs, so the same command gives the same export, resumed or not
-    (pretraining.run_dir).
+    before its first checkpoint leaves no run directory behind (pretraining.run_dir). With
+    `config.deterministic` the same command gives the same export bytes, resumed or not
+    (docs/cli.md says what is reproduced without it).
 
     Args:
       corpus: corpus specs (files, globs, hf:NAME; see `data.corpus.resolve`).
@@ -71,7 +71,7 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
 
     Returns a summary dict (steps, metrics, throughput, export path).
     """
-    with RunDirectory(out_dir), deterministic_ops():
+    with RunDirectory(out_dir):
         return _pretrain(corpus, out_dir, model_overrides, config, corruption, corpus_config=corpus_config,
                          init_embeddings=init_embeddings, progress=progress, measure_speed=measure_speed,
                          log=log)

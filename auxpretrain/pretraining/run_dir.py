@@ -12,17 +12,14 @@ a run that failed before its first checkpoint, its state checked before it is tr
   counts.txt against the sha256 run.json recorded (an edited vocabulary would re-map ids).
 - `restore_checkpoint`: the newest checkpoint that restores, falling back to the previous ones
   (three are kept) when the newest is damaged; `save_checkpoint`: one line on a full disk.
-- `deterministic_ops`: TensorFlow's op determinism for the length of a run, so that two runs,
-  and a resumed run and an uninterrupted one, end bit-identical.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-from typing import Callable, Dict, Iterator, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional
 
 import tensorflow as tf
 
@@ -194,28 +191,3 @@ def save_checkpoint(saver, sess, ckpt_dir: str, step: int) -> None:
                          "free some space, then run the same command again to resume from the last "
                          "checkpoint") from None
 
-
-@contextlib.contextmanager
-def deterministic_ops() -> Iterator[None]:
-    """TensorFlow's op determinism while the block runs, as it was afterwards.
-
-    Without it the context objective's sparse SGD updates (ResourceScatterAdd of many rows
-    that repeat) add a row's updates in a varying order: two runs of the same command differed
-    by ~1e-8 after one step, amplified by training (~1e-3 after 40 steps), and a resumed run
-    could not match an uninterrupted one. Deterministic kernels cost nothing measurable here
-    (docs/cli.md). The flag is process-wide: other TensorFlow work in the same process during
-    a run gets deterministic kernels too, and its random ops need seeds."""
-    try:
-        from tensorflow.python.framework import config as tf_config  # its switch back off is not public
-
-        was = tf_config.is_op_determinism_enabled()
-    except (ImportError, AttributeError):  # pragma: no cover - depends on TF internals
-        yield
-        return
-    if not was:
-        tf_config.enable_op_determinism()
-    try:
-        yield
-    finally:
-        if not was:
-            tf_config.disable_op_determinism()

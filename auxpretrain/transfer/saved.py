@@ -170,9 +170,12 @@ def load_model(path: str) -> TaskModel:
     schema.check(meta, schema.MODEL_JSON, meta_path, "save the model again", InputError)
     try:
         config = ModelConfig.from_dict(meta["model_config"], where="model_config")
+        if config.vocab_size is None:  # a config may leave it to the vocabulary; a saved one may not
+            raise ConfigError("model_config.vocab_size is missing")
         tokenizer = Tokenizer.from_dict(meta["tokenizer"], where="tokenizer")
-    except ConfigError as e:
-        raise InputError(f"{meta_path}: incomplete or edited ({e}); save the model again") from None
+    except ConfigError as e:  # the config's own checks name the field alone
+        text = str(e) if str(e).startswith(("model_config", "tokenizer")) else f"model_config.{e}"
+        raise InputError(f"{meta_path}: incomplete or edited ({text}); save the model again") from None
     files, label_names = meta["files"], list(meta["label_names"])
     checkpoint = meta.get("checkpoint", MODEL_CKPT)
     check_listed(path, files, (MODEL_VOCAB, f"{checkpoint}.index"), checkpoint, meta_path, "save the model again",
