@@ -33,8 +33,8 @@ import numpy as np
 
 from auxpretrain import schema
 from auxpretrain.config import ModelConfig
-from auxpretrain.errors import ConfigError, ExportError
-from auxpretrain.files import (atomic_write_json, check_file_names, check_listed, committed_dir, first_line, fsync_dir,
+from auxpretrain.errors import ExportError
+from auxpretrain.files import (atomic_write_json, check_listed, committed_dir, first_line, fsync_dir,
                                make_temporary_dir, read_json_descriptor, replace_dir, sha256_file, verify_files)
 from auxpretrain.model.variables import TRANSFERABLE_VARIABLES, layer_of, strip_suffix
 
@@ -232,7 +232,6 @@ def load_export(path: str, verify: bool = True) -> Export:
     Raises:
       ExportError: one line naming the file or variable and what to do.
     """
-    from auxpretrain.data.text import Tokenizer
     from auxpretrain.data.vocab import Vocabulary
 
     path = committed_dir(os.fspath(path), MANIFEST)
@@ -243,23 +242,8 @@ def load_export(path: str, verify: bool = True) -> Export:
                                               "the export is corrupted, re-export it")
     if manifest.get("package") != "auxpretrain":
         raise ExportError(f"{manifest_path}: not an auxpretrain manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise ExportError(f"{manifest_path}: format_version {version!r:.40} is not supported "
-                          f"(this auxpretrain reads {FORMAT_VERSION}); upgrade or re-export")
-    if isinstance(manifest.get("files"), dict):
-        check_file_names(manifest["files"], manifest_path)
-    schema.check(manifest, schema.MANIFEST, manifest_path, "the manifest was edited or damaged; re-export it",
-                 ExportError)
-    try:
-        config = ModelConfig.from_dict(manifest["model_config"], where="model_config")
-        if config.vocab_size is None:  # a config may leave it to the vocabulary; a saved one may not
-            raise ConfigError("model_config.vocab_size is missing")
-        tokenizer = Tokenizer.from_dict(manifest["tokenizer"], where="tokenizer")
-    except ConfigError as e:  # the config's own checks name the field alone
-        text = str(e) if str(e).startswith(("model_config", "tokenizer")) else f"model_config.{e}"
-        raise ExportError(f"{manifest_path}: incomplete or edited ({text}); the manifest was edited or damaged; "
-                          "re-export it") from None
+    config, tokenizer = schema.check_saved(manifest, schema.MANIFEST, manifest_path, FORMAT_VERSION,
+                                           "the manifest was edited or damaged; re-export it", ExportError)
     files, layers, vocab_info = manifest["files"], manifest["layers"], manifest["vocab"]
     checkpoint = manifest.get("checkpoint", CHECKPOINT_NAME)
     check_listed(path, files, (VOCAB, f"{checkpoint}.index"), checkpoint, manifest_path, "re-export it")

@@ -53,6 +53,34 @@ def check(data: Any, spec: Spec, where: str, fix: str, error=AuxPretrainError) -
         raise error(f"{where}: incomplete or edited ({problem}); {fix}") from None
 
 
+def check_saved(data: Mapping[str, Any], spec: Spec, where: str, version: int, fix: str, error):
+    """The checks every saved directory's descriptor (manifest.json, model.json) goes through:
+    its format_version is `version`, its file entries name files inside the directory, it
+    passes `spec`, and its model_config (with a vocab_size) and tokenizer (the package's
+    pattern) build. -> (ModelConfig, Tokenizer); one line `error` naming `where` otherwise."""
+    from auxpretrain.config import ModelConfig
+    from auxpretrain.data.text import Tokenizer
+    from auxpretrain.errors import ConfigError
+    from auxpretrain.files import check_file_names
+
+    found = data.get("format_version")
+    if found != version or isinstance(found, bool):
+        raise error(f"{where}: format_version {found!r:.40} is not supported (this auxpretrain reads {version}); "
+                    f"upgrade auxpretrain, or {fix}")
+    if isinstance(data.get("files"), dict):
+        check_file_names(data["files"], where, error=error)
+    check(data, spec, where, fix, error)
+    try:
+        config = ModelConfig.from_dict(data["model_config"], where="model_config")
+        if config.vocab_size is None:  # a config may leave it to the vocabulary; a saved one may not
+            raise ConfigError("model_config.vocab_size is missing")
+        tokenizer = Tokenizer.from_dict(data["tokenizer"], where="tokenizer")
+    except ConfigError as e:  # the config's own checks name the field alone
+        text = str(e) if str(e).startswith(("model_config", "tokenizer")) else f"model_config.{e}"
+        raise error(f"{where}: incomplete or edited ({text}); {fix}") from None
+    return config, tokenizer
+
+
 def _join(path: str, key: Any) -> str:
     return f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
 

@@ -17,10 +17,9 @@ import tensorflow as tf
 
 from auxpretrain import schema
 from auxpretrain.config import ModelConfig
-from auxpretrain.data.text import Tokenizer
 from auxpretrain.data.vocab import Vocabulary
-from auxpretrain.errors import ConfigError, InputError, RestoreError
-from auxpretrain.files import (atomic_write_json, check_file_names, check_listed, committed_dir, first_line,
+from auxpretrain.errors import InputError, RestoreError
+from auxpretrain.files import (atomic_write_json, check_listed, committed_dir, first_line,
                                make_temporary_dir, read_json_descriptor, replace_dir, sha256_file, verify_files)
 from auxpretrain.model.encoder import build_classifier, build_encoder
 from auxpretrain.model.variables import HEAD, layer_of, strip_suffix
@@ -161,21 +160,8 @@ def load_model(path: str) -> TaskModel:
                                                  "transfer --out`", "save the model again", error=InputError)
     if meta.get("kind") != "task_model":
         raise InputError(f"{meta_path}: not an auxpretrain task model")
-    version = meta.get("format_version")
-    if version != MODEL_FORMAT_VERSION or isinstance(version, bool):
-        raise InputError(f"{meta_path}: format_version {version!r:.40} is not supported "
-                         f"(this auxpretrain reads {MODEL_FORMAT_VERSION})")
-    if isinstance(meta.get("files"), dict):
-        check_file_names(meta["files"], meta_path, error=InputError)
-    schema.check(meta, schema.MODEL_JSON, meta_path, "save the model again", InputError)
-    try:
-        config = ModelConfig.from_dict(meta["model_config"], where="model_config")
-        if config.vocab_size is None:  # a config may leave it to the vocabulary; a saved one may not
-            raise ConfigError("model_config.vocab_size is missing")
-        tokenizer = Tokenizer.from_dict(meta["tokenizer"], where="tokenizer")
-    except ConfigError as e:  # the config's own checks name the field alone
-        text = str(e) if str(e).startswith(("model_config", "tokenizer")) else f"model_config.{e}"
-        raise InputError(f"{meta_path}: incomplete or edited ({text}); save the model again") from None
+    config, tokenizer = schema.check_saved(meta, schema.MODEL_JSON, meta_path, MODEL_FORMAT_VERSION,
+                                           "save the model again", InputError)
     files, label_names = meta["files"], list(meta["label_names"])
     checkpoint = meta.get("checkpoint", MODEL_CKPT)
     check_listed(path, files, (MODEL_VOCAB, f"{checkpoint}.index"), checkpoint, meta_path, "save the model again",
