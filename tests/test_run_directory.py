@@ -70,6 +70,7 @@ def test_a_failed_run_leaves_no_run_directory(tmp_path):
     ("corrupt", ["--seed", "-1"], "--seed must be >= 0, got -1"),
     ("corrupt", ["--max-vocab", "0"], "--max-vocab must be >= 3, got 0"),
     ("transfer", ["--seed", "-1"], "--seed must be >= 0, got -1"),
+    ("corpus", ["--seed", "-1"], "--seed must be >= 0, got -1"),
 ])
 def test_bad_flags_name_the_flag_and_write_nothing(capsys, corpus, tmp_path, command, flag, message):
     import re
@@ -77,7 +78,8 @@ def test_bad_flags_name_the_flag_and_write_nothing(capsys, corpus, tmp_path, com
     out = tmp_path / "out"
     argv = {"pretrain": ["--corpus", corpus, "--out", str(out)],
             "corrupt": ["--corpus", corpus, "--out", str(out)],
-            "transfer": ["--task", "sentiment", "--out", str(out)]}[command]
+            "transfer": ["--task", "sentiment", "--out", str(out)],
+            "corpus": ["--out", str(out)]}[command]
     line = _one_line(*_cli(capsys, command, *argv, *flag)[::2])
     assert re.search(message, line), line
     assert not out.exists()

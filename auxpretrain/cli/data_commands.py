@@ -34,6 +34,9 @@ def add_corpus(sub) -> None:
 def run_corpus(args) -> int:
     from auxpretrain.data.demo import build_demo_corpora
 
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+
     start = time.perf_counter()
     counts = build_demo_corpora(args.out, seed=args.seed)
     wiki, reviews = counts["wiki"], counts["reviews"]
