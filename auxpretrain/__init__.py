@@ -47,8 +47,8 @@ _LAZY = {
     "load_values": "auxpretrain.transfer.graph_api",
     "transfer_between_sessions": "auxpretrain.transfer.graph_api",
     # import_meta_graph of an export
-    "import_encoder": "auxpretrain.transfer.graph_api",
-    "ImportedEncoder": "auxpretrain.transfer.graph_api",
+    "import_encoder": "auxpretrain.transfer.imported",
+    "ImportedEncoder": "auxpretrain.transfer.imported",
     # shared lower layers
     "build_shared_models": "auxpretrain.transfer.graph_api",
     "SharedModels": "auxpretrain.transfer.graph_api",

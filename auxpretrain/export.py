@@ -10,7 +10,15 @@ Layout (every file's sha256 is in the manifest):
 
 Written atomically: everything goes to a temporary sibling directory which is renamed into
 place only when complete, so a crash or a full disk never leaves a half export and the
-previous export stays intact until the new one is whole.
+previous export stays intact until the new one is whole (a crash between the swap's two
+renames leaves the previous export aside, where `load_export` finds it and the next write
+puts it back: files.recover_dir).
+
+Loading trusts nothing in the directory: every manifest value is checked against
+`schema.MANIFEST` and `ModelConfig` (types and bounds), file names must stay inside the
+directory, every file must match its sha256, the tokenizer must be the package's pattern, and
+graph.meta is never read (`transfer.import_encoder` rebuilds the encoder with the package's
+own builders unless told to trust the file).
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from auxpretrain import schema
 from auxpretrain.config import ModelConfig
-from auxpretrain.errors import ConfigError, ExportError
-from auxpretrain.files import (atomic_write_json, check_file_names, first_line, fsync_dir, make_temporary_dir,
-                               read_json_descriptor, replace_dir, sha256_file, verify_files)
+from auxpretrain.errors import ExportError
+from auxpretrain.files import (atomic_write_json, check_listed, committed_dir, first_line, fsync_dir,
+                               make_temporary_dir, read_json_descriptor, replace_dir, sha256_file, verify_files)
 from auxpretrain.model.variables import TRANSFERABLE_VARIABLES, layer_of, strip_suffix
 
 FORMAT_VERSION = 1
@@ -81,6 +90,36 @@ def _layers_manifest(variables: Mapping[str, Tuple[Tuple[int, ...], str]], confi
     return layers
 
 
+def add_inference_encoder(config: ModelConfig, input_ids=None, frozen=()):
+    """Builds graph.meta's inference encoder in the current graph and name scope, with the
+    package's builders: a placeholder `input_ids` (unless a tensor is given), the encoder and
+    its named outputs `encoder/sequence` and `encoder/pooled` (`TENSORS`, under the current
+    scope). `frozen`: layer names created not trainable.
+
+    Returns (input_ids, sequence, pooled, variables): variables maps checkpoint names
+    ('layer_0/kernel', without the scope) to the new tf.Variables.
+    """
+    import tensorflow as tf
+
+    from auxpretrain.model.encoder import build_encoder  # TensorFlow: only when it is needed
+
+    tf1 = tf.compat.v1
+    graph = tf1.get_default_graph()
+    before = set(id(v) for v in graph.get_collection(TRANSFERABLE_VARIABLES))
+    scope = graph.get_name_scope()
+    if input_ids is None:
+        input_ids = tf1.placeholder(tf.int32, [None, None], name="input_ids")
+    outputs = build_encoder(input_ids, config, frozen=frozen)
+    with tf1.name_scope(f"{scope}/encoder/" if scope else "encoder/"):
+        sequence = tf.identity(outputs.sequence, name="sequence")
+        pooled = tf.identity(outputs.pooled, name="pooled")
+    prefix = tf1.get_variable_scope().name
+    prefix = f"{prefix}/" if prefix else ""
+    variables = {strip_suffix(v.name)[len(prefix):]: v for v in graph.get_collection(TRANSFERABLE_VARIABLES)
+                 if id(v) not in before}
+    return input_ids, sequence, pooled, variables
+
+
 def build_inference_graph(config: ModelConfig):
     """Builds the clean inference encoder of graph.meta in a new graph.
 
@@ -88,17 +127,10 @@ def build_inference_graph(config: ModelConfig):
     """
     import tensorflow as tf
 
-    from auxpretrain.model.encoder import build_encoder  # TensorFlow: only when an export is written
-
     tf1 = tf.compat.v1
     graph = tf.Graph()
     with graph.as_default():
-        input_ids = tf1.placeholder(tf.int32, [None, None], name="input_ids")
-        outputs = build_encoder(input_ids, config)
-        with tf1.name_scope("encoder/"):
-            tf.identity(outputs.sequence, name="sequence")
-            tf.identity(outputs.pooled, name="pooled")
-        variables = {strip_suffix(v.name): v for v in tf1.get_collection(TRANSFERABLE_VARIABLES)}
+        _, _, _, variables = add_inference_encoder(config)
         saver = tf1.train.Saver(var_list=variables, max_to_keep=None, save_relative_paths=True)
     return graph, saver, variables
 
@@ -122,6 +154,11 @@ def write_export(out_dir: str, values: Mapping[str, np.ndarray], config: ModelCo
 
     if len(vocab) != config.vocab_size:
         raise ExportError(f"vocabulary has {len(vocab)} tokens but config.vocab_size is {config.vocab_size}")
+    from auxpretrain.data.text import KNOWN_PATTERNS
+
+    if tokenizer.pattern not in KNOWN_PATTERNS:
+        raise ExportError(f"tokenizer pattern {tokenizer.pattern!r:.60} is not this package's: loading the "
+                          "export would refuse it (a pattern from a file is not run); use Tokenizer()")
     graph, saver, variables = build_inference_graph(config)
     missing = sorted(set(variables) - set(values))
     unexpected = sorted(set(values) - set(variables))
@@ -132,8 +169,9 @@ def write_export(out_dir: str, values: Mapping[str, np.ndarray], config: ModelCo
             raise ExportError(f"{name}: value shape {np.shape(values[name])} != variable shape {var.shape}")
 
     out_dir = os.path.abspath(out_dir)
-    tmp = make_temporary_dir(out_dir)
+    tmp = None
     try:
+        tmp = make_temporary_dir(out_dir)
         with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
             sess.run([v.initializer for v in variables.values()],
                      {v.initializer.inputs[1]: np.asarray(values[n], np.float32)
@@ -169,8 +207,14 @@ def write_export(out_dir: str, values: Mapping[str, np.ndarray], config: ModelCo
         atomic_write_json(os.path.join(tmp, MANIFEST), manifest)
         fsync_dir(tmp)
         replace_dir(tmp, out_dir)
+    except (OSError, tf.errors.OpError) as e:  # a full or read-only disk
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"{out_dir}: cannot write the export ({first_line(e, 160)}); free some space or "
+                          "choose another directory (an export already there is intact)") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_export(out_dir)
 
@@ -179,15 +223,18 @@ def load_export(path: str, verify: bool = True) -> Export:
     """Opens and checks an export directory.
 
     Reads only the manifest, vocab.txt and checkpoint values (never graph.meta, never a
-    pickle). With `verify`, every file listed in the manifest is checked against its
-    sha256, and the checkpoint's variables against the manifest's names and shapes.
+    pickle). Every manifest value is checked (types, bounds, names inside the directory);
+    with `verify`, every file listed in the manifest is checked against its sha256, and the
+    checkpoint's variables against the manifest's names and shapes. When a crash between the
+    two renames of an export's replacement left no `path`, the previous export (renamed aside
+    next to it) is read.
 
     Raises:
       ExportError: one line naming the file or variable and what to do.
     """
-    from auxpretrain.data.text import Tokenizer
     from auxpretrain.data.vocab import Vocabulary
 
+    path = committed_dir(os.fspath(path), MANIFEST)
     if not os.path.isdir(path):
         raise ExportError(f"{path}: no such export directory (expected the OUT/export folder "
                           "written by `auxpretrain pretrain`)")
@@ -195,45 +242,55 @@ def load_export(path: str, verify: bool = True) -> Export:
                                               "the export is corrupted, re-export it")
     if manifest.get("package") != "auxpretrain":
         raise ExportError(f"{manifest_path}: not an auxpretrain manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ExportError(f"{manifest_path}: format_version {version} is not supported "
-                          f"(this auxpretrain reads {FORMAT_VERSION}); upgrade or re-export")
-    try:
-        files = dict(manifest["files"])
-        config = ModelConfig.from_dict(manifest["model_config"], where=f"{manifest_path}: model_config")
-        tokenizer = Tokenizer.from_dict(manifest["tokenizer"])
-        layers = manifest["layers"]
-        vocab_info = manifest["vocab"]
-    except (KeyError, TypeError, ValueError, ConfigError) as e:
-        raise ExportError(f"{manifest_path}: incomplete or edited manifest ({e}); re-export it") from None
-    check_file_names(files, manifest_path)
-    for required in (VOCAB, f"{CHECKPOINT_NAME}.index"):
-        if required not in files:
-            raise ExportError(f"{manifest_path}: lists no {required}; re-export it")
+    config, tokenizer = schema.check_saved(manifest, schema.MANIFEST, manifest_path, FORMAT_VERSION,
+                                           "the manifest was edited or damaged; re-export it", ExportError)
+    files, layers, vocab_info = manifest["files"], manifest["layers"], manifest["vocab"]
+    checkpoint = manifest.get("checkpoint", CHECKPOINT_NAME)
+    check_listed(path, files, (VOCAB, f"{checkpoint}.index"), checkpoint, manifest_path, "re-export it")
+    _check_layers(manifest, config, manifest_path)
     if verify:
         verify_files(path, files, "export", "re-export or re-download it")
     vocab = Vocabulary.load(os.path.join(path, VOCAB))
-    if len(vocab) != config.vocab_size or len(vocab) != vocab_info.get("size"):
+    if len(vocab) != config.vocab_size or len(vocab) != vocab_info["size"]:
         raise ExportError(f"{os.path.join(path, VOCAB)}: {len(vocab)} tokens but the manifest says "
-                          f"{vocab_info.get('size')} (model vocab_size {config.vocab_size}); re-export it")
-    if vocab.sha256 != vocab_info.get("sha256"):
+                          f"{vocab_info['size']} (model vocab_size {config.vocab_size}); re-export it")
+    if vocab.sha256 != vocab_info["sha256"]:
         raise ExportError(f"{os.path.join(path, VOCAB)}: sha256 differs from the manifest's vocab entry; "
                           "re-export or re-download it")
     variables: Dict[str, Tuple[Tuple[int, ...], str]] = {}
     for layer in layers:
         for v in layer["variables"]:
             variables[v["name"]] = (tuple(v["shape"]), v["dtype"])
-    expected = expected_variables(config)
-    if {n: tuple(s) for n, (s, _) in variables.items()} != expected:
-        wrong = sorted(set(expected.items()) ^ {(n, tuple(s)) for n, (s, _) in variables.items()})
-        raise ExportError(f"{manifest_path}: the layers' variables do not match model_config "
-                          f"(first difference: {wrong[0][0]} {wrong[0][1]}); the manifest was edited, re-export it")
-    prefix = os.path.join(path, manifest.get("checkpoint", CHECKPOINT_NAME))
+    prefix = os.path.join(path, checkpoint)
     if verify:
         _check_checkpoint(prefix, variables, path)
     return Export(path=path, manifest=manifest, config=config, vocab=vocab, tokenizer=tokenizer,
                   checkpoint_prefix=prefix, variables=variables)
+
+
+def _check_layers(manifest: Mapping[str, Any], config: ModelConfig, manifest_path: str) -> None:
+    """The manifest's layers and their variables are exactly what `config` builds, and its
+    default_layers name layers of it."""
+    names = config.layer_names()
+    listed = [layer["name"] for layer in manifest["layers"]]
+    if listed != names:
+        raise ExportError(f"{manifest_path}: layers {', '.join(listed)[:80]} do not match model_config "
+                          f"({', '.join(names)[:80]}); the manifest was edited, re-export it")
+    variables = [(v["name"], tuple(v["shape"]), layer["name"]) for layer in manifest["layers"]
+                 for v in layer["variables"]]
+    expected = expected_variables(config)
+    found = {n: s for n, s, _ in variables}
+    wrong = sorted(set(expected.items()) ^ set(found.items())) or \
+        [(n, s) for n, s, layer in variables if layer_of(n) != layer]
+    if wrong or len(variables) != len(found):
+        first = wrong[0] if wrong else (variables[0][0], variables[0][1])
+        raise ExportError(f"{manifest_path}: the layers' variables do not match model_config "
+                          f"(first difference: {first[0]} {first[1]}); the manifest was edited, re-export it")
+    default_layers = (manifest.get("transfer") or {}).get("default_layers")
+    unknown = [n for n in default_layers or () if n not in names]
+    if unknown:
+        raise ExportError(f"{manifest_path}: transfer.default_layers names {unknown[0]!r:.40}, which is not a "
+                          f"layer of this export ({', '.join(names)[:80]}); the manifest was edited, re-export it")
 
 
 def as_export(source) -> Export:

@@ -1,14 +1,18 @@
-"""import_meta_graph on an export's graph.meta, then a new head on a named tensor.
+"""The export's encoder in your graph by its graph.meta tensor names, then a new head.
 
 Data:  python examples/make_task_files.py --out data      # data/sentiment_{train,test}.tsv
 Run:   python examples/example_meta_graph_head.py --pretrained runs/pretrain/export \\
            --train data/sentiment_train.tsv --test data/sentiment_test.tsv
 
-No model code: the encoder comes from graph.meta (`tf1.train.import_meta_graph`), its
-sentence vector is found by name (`encoder/pooled:0`), a new head goes on top of
-`tf.stop_gradient` of it, and the saver that import_meta_graph returns restores the weights.
-As the encoder is frozen, its outputs are computed once per text and fed straight into the
-pooled tensor while the head trains (a cache of the frozen layers' output).
+No model code: `ap.import_encoder(export)` puts the encoder graph.meta describes into your
+graph, rebuilt from the export's verified model_config by the package's own builders (an
+export is data: no op of its graph.meta runs). Its sentence vector is found by name
+(`encoder/pooled:0`, as in graph.meta), a new head goes on top of `tf.stop_gradient` of it,
+and `init_fn` restores the weights through the package's restore. As the encoder is frozen,
+its outputs are computed once per text and fed straight into the pooled tensor while the
+head trains (a cache of the frozen layers' output). `import_encoder(export,
+trust_graph_meta=True)` would `tf1.train.import_meta_graph` the file itself: only for a
+graph.meta you trust, since its ops run in your session.
 """
 
 import argparse
@@ -42,7 +46,7 @@ def main():
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(args.seed)
-        encoder = ap.import_encoder(export)  # import_meta_graph(export/graph.meta) + its saver
+        encoder = ap.import_encoder(export)  # graph.meta's encoder, built by the package (nothing of the file runs)
         ids = graph.get_tensor_by_name("input_ids:0")  # int32 [batch, time]
         pooled = graph.get_tensor_by_name("encoder/pooled:0")  # float32 [batch, pooled_size]
         labels = tf1.placeholder(tf.int32, [None])
@@ -63,7 +67,7 @@ def main():
     rng = np.random.default_rng(args.seed)
     with tf1.Session(graph=graph) as sess:
         sess.run(init)
-        encoder.init_fn(sess)  # saver.restore(sess, export's checkpoint)
+        encoder.init_fn(sess)  # the export's checkpoint values, by name and shape
         train_cache, test_cache = encode(sess, task.train.texts), encode(sess, task.test.texts)
         for epoch in range(args.epochs):
             order = rng.permutation(len(train_cache))

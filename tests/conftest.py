@@ -124,3 +124,30 @@ def make_tiny_corpus(path, lines=60, seed=0):
 def tiny_corpus(tmp_path):
     """Path (str) of a generated corpus of 60 lines (one blank line more), 1-3 sentences each."""
     return str(make_tiny_corpus(tmp_path / "tiny.txt"))
+
+
+# ---------------------------------------------------------------- pretraining fixtures
+
+PRETRAIN_MODEL = {"embedding_size": 11, "hidden_size": 37, "num_layers": 2, "max_length": 20}
+
+
+def pretrain_config(**kw):
+    """A PretrainConfig for the tiny corpus: 24 steps of 16 sentence pairs, checkpoints every 8."""
+    from auxpretrain.config import PretrainConfig
+
+    base = dict(batch_size=16, max_steps=24, eval_every=12, checkpoint_every=8, warmup_steps=4,
+                heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, context_window=2, negatives=3)
+    base.update(kw)
+    return PretrainConfig(**base)
+
+
+def run_pretrain(corpus, out, config=None, **kw):
+    """pretrain() of PRETRAIN_MODEL on `corpus` (min count 1) into `out` -> (summary, log lines)."""
+    from auxpretrain.config import CorpusConfig, CorruptionConfig
+    from auxpretrain.pretraining.run import pretrain
+
+    logs = []
+    summary = pretrain([corpus], str(out), PRETRAIN_MODEL, config or pretrain_config(), CorruptionConfig(),
+                       corpus_config=CorpusConfig(min_count=1), progress=False, measure_speed=False,
+                       log=logs.append, **kw)
+    return summary, logs

@@ -18,7 +18,7 @@ from benchmarks.results import (SCHEMA_VERSION, aggregate, check_results, curve_
 from benchmarks.tables import format_objectives, format_speed, format_table, headline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMANDS = ("benchmark", "scaling", "corruption_speed", "probe_embeddings")
+COMMANDS = ("benchmark", "scaling", "corruption_speed", "probe_embeddings", "determinism")
 
 
 FULL = 9749
@@ -197,3 +197,16 @@ def test_command_help(command):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith(f"usage: python -m benchmarks.{command} ")
+
+
+def test_determinism_benchmark_times_both_modes(tmp_path):
+    """benchmarks.determinism on the tiny corpus: two blocks of each graph, timed, bytes compared."""
+    from auxpretrain.config import CorpusConfig
+    from benchmarks.determinism import measure
+    from conftest import PRETRAIN_MODEL, make_tiny_corpus, pretrain_config
+
+    corpus = str(make_tiny_corpus(tmp_path / "c.txt", lines=200))
+    result = measure(corpus, steps=2, rounds=2, config=pretrain_config(max_steps=10 ** 6), model=PRETRAIN_MODEL,
+                     corpus_config=CorpusConfig(min_count=1))
+    assert len(result["summed"]) == len(result["unsummed"]) == 2 and result["ratio"] > 0
+    assert result["same_bytes"]["summed"] is True

@@ -265,3 +265,51 @@ def test_restarted_chief_resumes_from_its_checkpoint(job):
     from auxpretrain.export import load_export
 
     assert load_export(str(job["out"] / "export")).manifest["metrics"]["steps"] >= 60
+
+
+@pytest.mark.cluster
+def test_a_dead_ps_fails_every_task_with_one_line_and_the_job_resumes(tmp_path):
+    """ps:0 is killed mid-job and does not come back: the chief and the worker wait
+    --wait-for-ps seconds, then fail with one line (exit 2) instead of waiting forever; the
+    same job started again resumes from the chief's last checkpoint and finishes. (A worker
+    takes the chief's exit within 10 s of losing the ps for the job's normal end: the wait is
+    longer than that.)"""
+    make_tiny_corpus(tmp_path / "corpus.txt", lines=200)
+    ports = _free_ports(3)
+    cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "ps": [f"127.0.0.1:{ports[1]}"],
+               "worker": [f"127.0.0.1:{ports[2]}"]}
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model": MODEL, "pretrain": PRETRAIN}))
+    args = ["--corpus", str(tmp_path / "corpus.txt"), "--config", str(config), "--min-count", "1",
+            "--max-steps", "200", "--wait-for-workers", "30", "--wait-for-ps", "12"]
+    out, elsewhere = tmp_path / "run", ["--out", str(tmp_path / "not-the-chief")]
+
+    def start_job(tag):
+        return {"ps": _start("ps", 0, cluster, args + elsewhere, tmp_path / f"ps-{tag}.log"),
+                "chief": _start("chief", 0, cluster, args + ["--out", str(out)], tmp_path / f"chief-{tag}.log"),
+                "worker0": _start("worker", 0, cluster, args + elsewhere, tmp_path / f"worker0-{tag}.log")}
+
+    procs = start_job("first")
+    deadline = time.time() + 240
+    while time.time() < deadline and procs["chief"].poll() is None:
+        ckpt = out / "checkpoints"
+        if ckpt.exists() and any(re.fullmatch(r"model\.ckpt-[1-9]\d*\.index", f) for f in os.listdir(ckpt)):
+            break
+        time.sleep(0.05)
+    procs["ps"].kill()
+    codes, logs, hung = _finish(procs, timeout=120)
+    assert not hung, hung
+    assert codes == {"ps": -9, "chief": 2, "worker0": 2}, {n: t[-1500:] for n, t in logs.items()}
+    for name, task in (("chief", "chief:0"), ("worker0", "worker:0")):
+        last = logs[name].strip().splitlines()[-1]
+        assert last == (f"auxpretrain: error: {task}: ps:0 ({cluster['ps'][0]}) stopped answering and did not "
+                        "come back within 12 s (--wait-for-ps); start it again and rerun every task's command: "
+                        "the job resumes from the chief's last checkpoint in --out"), logs[name][-1500:]
+        assert "Traceback" not in logs[name]
+    codes, logs, hung = _finish(start_job("again"), timeout=240)
+    assert not hung and codes == {"ps": 0, "chief": 0, "worker0": 0}, {n: t[-1500:] for n, t in logs.items()}
+    resumed = re.findall(r"\[chief:0\] resumed from step (\d+)", logs["chief"])
+    assert resumed and int(resumed[0]) >= 10
+    from auxpretrain.export import load_export
+
+    assert load_export(str(out / "export")).manifest["metrics"]["steps"] >= 200

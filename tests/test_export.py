@@ -117,7 +117,7 @@ def test_failed_write_keeps_previous_export(tiny_export_dir, tmp_path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(export_lib, "atomic_write_json", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(ExportError, match=r"cannot write the export \(\[Errno 28\] No space left on device\)"):
         export_lib.write_export(path, values, before.config, before.vocab, before.tokenizer)
     after = export_lib.load_export(path)  # intact and verified
     np.testing.assert_array_equal(after.values()["layer_0/bias"], before.values()["layer_0/bias"])
@@ -133,3 +133,32 @@ def test_write_rejects_wrong_values(tiny_export_dir, tmp_path):
     with pytest.raises(ExportError, match="missing"):
         write_export(str(tmp_path / "x"), values, before.config, before.vocab, before.tokenizer)
     assert not os.path.exists(tmp_path / "x")
+
+
+def test_readers_find_the_export_a_crashed_swap_renamed_aside(tiny_export_dir, tmp_path, capsys):
+    """A writer killed between the swap's two renames leaves no OUT/export, the previous
+    export renamed aside and the new one complete in its temporary directory (the crash points
+    themselves: tests/test_files.py). Readers load the previous export; the next write puts it
+    back and removes both leftovers."""
+    import subprocess
+    import sys
+
+    from auxpretrain.cli import main
+    from auxpretrain.export import load_export, write_export
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # the pid of a process that is gone
+    out = tmp_path / "export"
+    old = tmp_path / f".export.old-{dead}-0badcafe"
+    shutil.copytree(tiny_export_dir, old)
+    shutil.copytree(tiny_export_dir, tmp_path / f".export.tmp-{dead}-0badf00d")
+    before = load_export(tiny_export_dir)
+    found = load_export(str(out))
+    assert found.path == str(old)
+    np.testing.assert_array_equal(found.values()["layer_0/bias"], before.values()["layer_0/bias"])
+    assert main(["inspect", str(out)]) == 0 and "embedding/table" in capsys.readouterr().out
+    values = before.values()
+    values["layer_0/bias"] = values["layer_0/bias"] + 1.0
+    write_export(str(out), values, before.config, before.vocab, before.tokenizer)
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+    np.testing.assert_array_equal(load_export(str(out)).values()["layer_0/bias"], values["layer_0/bias"])

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 LIGHT_MODULES = ["auxpretrain", "auxpretrain.config", "auxpretrain.errors", "auxpretrain.files",
-                 "auxpretrain.data.text", "auxpretrain.data.vocab", "auxpretrain.data.embeddings",
+                 "auxpretrain.schema", "auxpretrain.data.text", "auxpretrain.data.vocab", "auxpretrain.data.embeddings",
                  "auxpretrain.data.corpus", "auxpretrain.data.corruption", "auxpretrain.data.pairs",
                  "auxpretrain.data.encoded", "auxpretrain.data.tasks", "auxpretrain.data.packaged",
                  "auxpretrain.data.demo", "auxpretrain.model.variables", "auxpretrain.model.schedules",

@@ -255,3 +255,24 @@ def test_stratified_subsample_too_many():
     msg = raises_one_line(InputError, tasks.stratified_subsample, make_split([3, 4]), 8, 0)
     assert "n=8" in msg and "7" in msg
     raises_one_line(InputError, tasks.stratified_subsample, make_split([3, 4]), 0, 0)
+
+
+def test_task_files_unclosed_quote_that_swallows_a_row(tmp_path):
+    """csv reads a quoted field to the next quote: an unclosed one took the next row in."""
+    swallowed = write(tmp_path / "t.csv", 'text,label\n"a great film,pos\n"a bad film",neg\nfine,pos\nugh,neg\n')
+    msg = raises_one_line(InputError, task_files.load_task_files, swallowed)
+    assert msg.startswith(f"{swallowed}:2: a quoted field runs over lines 2-3 and holds what reads as a row "
+                          "of its own ('a great film,pos'): an unclosed quote?")
+    multi_line = write(tmp_path / "m.csv", 'text,label\n"a great film,\\nreally, truly",pos\nbad,neg\nok,pos\n'
+                       .replace("\\n", "\n"))
+    assert len(task_files.load_task_files(multi_line, dev_fraction=0.3).train) == 2  # a real multi-line field
+
+
+def test_task_files_integral_labels_are_one_class_in_every_format(tmp_path):
+    tsv = write(tmp_path / "t.tsv", "text\tlabel\n" + "".join(f"t{i}\t{y}\n" for i, y in
+                                                           enumerate(["1", "1.0", "+1", "0", "0.00", "-0", "2"])))
+    jsonl = write(tmp_path / "t.jsonl", "\n".join(json.dumps({"text": f"t{i}", "label": y}) for i, y in
+                                                  enumerate([1, 1.0, "1.0", 0, "0", 0.0, 2])))
+    for path in (tsv, jsonl):
+        data = task_files.load_task_files(path, dev_fraction=0.3, seed=0)
+        assert data.label_names == ["0", "1", "2"], path

@@ -118,3 +118,37 @@ def test_installed_punkt_data_is_preferred(tmp_path, monkeypatch):
     splitter = SentenceSplitter.from_sample(unused_sample())
     assert splitter.source == "installed:english"
     assert splitter.split("Dr. Smith came home. He sat down.") == ["Dr. Smith came home.", "He sat down."]
+
+
+def test_a_very_long_line_is_split_within_nltks_time_limit(monkeypatch):
+    """NLTK runs each regular expression under a time limit (5 s); a 50 MB line went to Punkt
+    whole and hit it (a traceback). Lines go to Punkt in pieces of MAX_SPLIT_CHARS. Scaled
+    down here: the limit is 0.1 s, the pieces 20,000 characters, the line 600 KB (whole, it
+    takes several times the limit)."""
+    import nltk.redos
+
+    from auxpretrain.data import text
+    from auxpretrain.errors import InputError
+
+    splitter = SentenceSplitter.from_sample(SAMPLE, use_installed=False)
+    line = " ".join(SAMPLE * 40)
+    line = " ".join([line] * (600_000 // len(line) + 1))
+    monkeypatch.setattr(nltk.redos, "DEFAULT_TIMEOUT", 0.1)
+    monkeypatch.setattr(text, "MAX_SPLIT_CHARS", 20_000)
+    sentences = splitter.split(line)
+    assert " ".join(sentences) == line and max(map(len, sentences)) < 100  # nothing lost, all split
+    monkeypatch.setattr(text, "MAX_SPLIT_CHARS", 10 ** 9)  # the whole line at once, as before
+    with pytest.raises(InputError, match=r"a line of \d{3},\d{3} characters could not be split into sentences "
+                                         r"within NLTK's time limit; put one paragraph or sentence a line"):
+        splitter.split(line)
+
+
+def test_pieces_end_after_a_possible_sentence_end():
+    from auxpretrain.data.text import _pieces
+
+    text = "One two. Three four five. Six seven eight nine ten. " * 3
+    pieces = list(_pieces(text.strip(), 30))
+    assert "".join(pieces) == text.strip()
+    assert all(len(p) <= 30 for p in pieces)
+    assert all(p.rstrip().endswith(".") for p in pieces)
+    assert list(_pieces("x" * 25, 10)) == ["x" * 10, "x" * 10, "x" * 5]  # no space: cut at the limit

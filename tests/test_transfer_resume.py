@@ -142,7 +142,7 @@ def test_damaged_checkpoint_is_one_clear_error(tf1, toy_task, export, finished_d
         edited = json.loads(state.read_text())
         del edited["best_epoch"]
         state.write_text(json.dumps(edited))
-        expect = r"state\.json: incomplete or edited \('best_epoch'\)"
+        expect = r"state\.json: incomplete or edited \(best_epoch is missing\)"
     elif damage == "checkpoint-data":
         raw = bytearray(data.read_bytes())
         raw[len(raw) // 2] ^= 0xFF

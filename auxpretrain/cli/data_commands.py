@@ -34,6 +34,9 @@ def add_corpus(sub) -> None:
 def run_corpus(args) -> int:
     from auxpretrain.data.demo import build_demo_corpora
 
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+
     start = time.perf_counter()
     counts = build_demo_corpora(args.out, seed=args.seed)
     wiki, reviews = counts["wiki"], counts["reviews"]
@@ -112,7 +115,8 @@ def corruption_overrides(args) -> dict:
 def run_corrupt(args) -> int:
     from auxpretrain.data.pairs import SAMPLING_CORPUS, write_pairs
 
-    for flag, value, low in (("--edits", args.edits, 1), ("--min-count", args.min_count, 1),
+    for flag, value, low in (("--seed", args.seed, 0), ("--edits", args.edits, 1),
+                             ("--min-count", args.min_count, 1),
                              ("--limit", args.limit, 1), ("--max-vocab", args.max_vocab, 3),
                              ("--num-bands", args.num_bands, 1), ("--batch-size", args.batch_size, 1),
                              ("--split-sample", args.split_sample_chars, 1)):

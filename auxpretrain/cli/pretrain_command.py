@@ -14,7 +14,7 @@ from auxpretrain.errors import ConfigError
 SECTIONS = {"model": ModelConfig, "pretrain": PretrainConfig, "corruption": CorruptionConfig,
             "corpus": CorpusConfig}
 MODEL_FLAGS = ("embedding_size", "num_layers", "hidden_size", "activation", "pooling", "max_length")
-PRETRAIN_FLAGS = ("epochs", "max_steps", "batch_size", "learning_rate", "seed", "context_passes",
+PRETRAIN_FLAGS = ("epochs", "max_steps", "batch_size", "learning_rate", "seed", "deterministic", "context_passes",
                   "context_window", "eval_every", "checkpoint_every", "patience")
 
 
@@ -48,10 +48,18 @@ def add_pretrain(sub) -> None:
                    help="start the embedding from word2vec/GloVe vectors (text or binary)")
     for name in ("eval_every", "checkpoint_every", "patience"):
         flags.add(p, PretrainConfig, name)
+    flags.switch(p, PretrainConfig, "deterministic", "--deterministic", True,
+                 "bit-identical runs and resumes: sum the repeated rows of the sparse updates first "
+                 "(about 17%% more CPU a step)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--wait-for-workers", type=float, default=300.0, metavar="SECONDS",
                    help="cluster runs (TF_CONFIG): how long the chief waits at the end for the other "
                         "workers to finish before it exports and stops the ps tasks (default 300)")
+    p.add_argument("--wait-for-ps", type=float, default=60.0, metavar="SECONDS",
+                   help="cluster runs (TF_CONFIG): how long the chief and the workers wait for a parameter "
+                        "server that stopped answering to come back (the job then recovers from the chief's "
+                        "last checkpoint) before they exit with one line; the job started again resumes "
+                        "(default 60)")
     p.set_defaults(func=run_pretrain)
 
 
@@ -94,7 +102,8 @@ def run_pretrain(args) -> int:
 
         run_task(task, args.corpus, args.out, model, pretrain_config, corruption,
                  corpus_config=corpus_config, init_embeddings=args.init_embeddings,
-                 wait_for_workers=args.wait_for_workers, log=lambda line: print(line, flush=True))
+                 wait_for_workers=args.wait_for_workers, wait_for_ps=args.wait_for_ps,
+                 log=lambda line: print(line, flush=True))
         return 0
     from auxpretrain.pretraining.run import pretrain
 

@@ -68,7 +68,7 @@ def _describe(path: str, exported) -> None:
     """The human-readable summary of `inspect`."""
     m = exported.manifest
     cfg = exported.config
-    print(f"export {path}: format {m['format_version']}, auxpretrain {m['package_version']}, "
+    print(f"export {path}: format {m['format_version']}, auxpretrain {m.get('package_version', '?')}, "
           f"created {m.get('created', '?')}; all {len(m['files'])} files match their sha256")
     print(f"model: {cfg.num_layers} x conv{cfg.kernel_width} {cfg.hidden_size} {cfg.activation}, "
           f"embedding {cfg.vocab_size} x {cfg.embedding_size}, pooling {cfg.pooling}, "
@@ -76,7 +76,7 @@ def _describe(path: str, exported) -> None:
     print(f"vocabulary: {len(exported.vocab)} tokens (sha256 {exported.vocab.sha256[:12]}...), "
           f"first: {' '.join(exported.vocab.tokens[2:12])}")
     print(f"tokenizer: {m['tokenizer']}")
-    print(f"layers (collection {m['collection']}):")
+    print(f"layers (collection {m.get('collection', '?')}):")
     total = 0
     for layer in m["layers"]:
         for v in layer["variables"]:
@@ -86,7 +86,7 @@ def _describe(path: str, exported) -> None:
             total += size
             print(f"  {layer['name']:<10} {v['name']:<22} {str(tuple(v['shape'])):<16} {v['dtype']}  {size:,}")
     print(f"  total parameters: {total:,}")
-    print("tensors (graph.meta): " + ", ".join(f"{k}={v}" for k, v in m["tensors"].items()))
+    print("tensors (graph.meta): " + ", ".join(f"{k}={v}" for k, v in (m.get("tensors") or {}).items()))
     default_layers = (m.get("transfer") or {}).get("default_layers")
     if default_layers:
         print(f"transfer restores by default: {', '.join(default_layers)} (--layers all for every layer)")

@@ -61,7 +61,27 @@ def _label_string(path: str, line: int, column: str, value) -> str:
     label = "" if value is None else str(value).strip()
     if not label:
         raise InputError(f"{path}:{line}: empty label {column!r}; fill it in or delete the row")
+    if _INTEGRAL.fullmatch(label):  # "1.0" and "+1" are the label 1, as the JSON number 1.0 is
+        label = str(int(label.split(".")[0]))
     return label
+
+
+_INTEGRAL = re.compile(r"[+-]?\d+(?:\.0*)?")
+
+
+def _swallowed_row(path: str, rows, header: Sequence[str], label_index: int, labels) -> None:
+    """InputError for a quoted field that runs over several lines and holds a line that reads
+    as a whole row of its own (its label among the file's labels): an unclosed quote that
+    swallowed the next row. `rows`: (first line, last line, fields) of the multi-line rows."""
+    known = set(labels)
+    for first, last, fields in rows:
+        for field in fields:
+            for part in field.split("\n") if "\n" in field else ():
+                inner = next(csv.reader([part]), [])
+                if len(inner) == len(header) and inner[label_index].strip() in known:
+                    raise InputError(f"{path}:{first}: a quoted field runs over lines {first}-{last} and holds "
+                                     f"what reads as a row of its own ({part.strip()[:40]!r}): an unclosed "
+                                     'quote? close it, or write a quote inside a field as ""')
 
 
 def _text_string(path: str, line: int, column: str, value) -> str:
@@ -93,6 +113,7 @@ def _read_delimited(path: str, text: str, delimiter: str, text_column: str,
                 raise _missing_column(path, what, column, header, hint)
         ti, li = header.index(text_column), header.index(label_column)
         previous_end = reader.line_num
+        multi_line = []
         for row in reader:
             line, previous_end = previous_end + 1, reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -100,6 +121,8 @@ def _read_delimited(path: str, text: str, delimiter: str, text_column: str,
             if len(row) != len(header):
                 raise InputError(f"{path}:{line}: {len(row)} fields, the header has {len(header)}; "
                                  f"check the separators and quoting of this row")
+            if previous_end > line:
+                multi_line.append((line, previous_end, row))
             texts.append(_text_string(path, line, text_column, row[ti]))
             labels.append(_label_string(path, line, label_column, row[li]))
     except csv.Error as e:
@@ -107,6 +130,7 @@ def _read_delimited(path: str, text: str, delimiter: str, text_column: str,
                          f"({e}); check its quoting") from None
     if not texts:
         raise InputError(f"{path}: a header but no rows; add one example per row")
+    _swallowed_row(path, multi_line, header, li, labels)
     return texts, labels
 
 

@@ -20,17 +20,27 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
 from auxpretrain.config import CorpusConfig, default_of
-from auxpretrain.errors import ConfigError
+from auxpretrain.errors import ConfigError, InputError
 
 # A word: letters/digits, continued through inner hyphens or apostrophes (well-known,
 # don't) and through '.' or ',' before digits (3.5, 1,000, 1q21.1); else any other
 # non-space character alone (punctuation).
 DEFAULT_PATTERN = r"\w+(?:[-'\u2019]\w+|[.,]\d+)*|[^\w\s]"
 
+# The patterns a tokenizer read from a file (an export's manifest, a saved model's model.json)
+# may use: the ones this package writes, whose matching time is linear in the text. Any other
+# pattern from a file is refused: a crafted one such as (\w+\s?)+! backtracks for hours.
+KNOWN_PATTERNS = (DEFAULT_PATTERN,)
+
 SAMPLE_CHARS = default_of(CorpusConfig, "split_sample_chars")  # Punkt's training sample
 
 # A sentence end followed, later, by whitespace: the only places Punkt can split.
 _MAYBE_BOUNDARY = re.compile(r"[.?!]\S*\s")
+
+# Longer lines go to Punkt in pieces of at most this many characters, cut after a possible
+# sentence end (NLTK runs each of its regular expressions over the whole text under a 5 s
+# limit: a 50 MB line would exceed it).
+MAX_SPLIT_CHARS = 100_000
 
 
 class Tokenizer:
@@ -42,8 +52,8 @@ class Tokenizer:
     def __init__(self, lowercase: bool = True, pattern: str = DEFAULT_PATTERN):
         try:
             self._findall = re.compile(pattern).findall
-        except re.error as e:
-            raise ConfigError(f"tokenizer pattern {pattern!r} is not a valid regular expression ({e})") from None
+        except (re.error, TypeError) as e:
+            raise ConfigError(f"tokenizer pattern {pattern!r:.60} is not a valid regular expression ({e})") from None
         self.lowercase = bool(lowercase)
         self.pattern = pattern
 
@@ -59,15 +69,24 @@ class Tokenizer:
         return {"type": "regexp", "pattern": self.pattern, "lowercase": self.lowercase}
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], where: str = "tokenizer") -> "Tokenizer":
+    def from_dict(cls, values: Mapping[str, Any], where: str = "tokenizer",
+                  trust_pattern: bool = False) -> "Tokenizer":
+        """The tokenizer `to_dict` described. A pattern other than `KNOWN_PATTERNS` is refused
+        unless `trust_pattern` (the dict is your own, not a file someone else wrote)."""
         if not isinstance(values, Mapping):
             raise ConfigError(f"{where}: expected a JSON object, got {type(values).__name__}")
         unknown = sorted(set(values) - {"type", "pattern", "lowercase"})
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known keys: lowercase, pattern, type")
         if values.get("type", "regexp") != "regexp":
-            raise ConfigError(f"{where}: unknown tokenizer type {values.get('type')!r}; only 'regexp' exists")
-        return cls(lowercase=values.get("lowercase", True), pattern=values.get("pattern", DEFAULT_PATTERN))
+            raise ConfigError(f"{where}: unknown tokenizer type {values.get('type')!r:.40}; only 'regexp' exists")
+        lowercase, pattern = values.get("lowercase", True), values.get("pattern", DEFAULT_PATTERN)
+        if not isinstance(lowercase, bool):
+            raise ConfigError(f"{where}: lowercase must be true or false, got {lowercase!r:.40}")
+        if not trust_pattern and pattern not in KNOWN_PATTERNS:
+            raise ConfigError(f"{where}: pattern {pattern!r:.60} is not this package's tokenizer pattern; "
+                              "a pattern from a file is not run (a crafted one can take hours on one text)")
+        return cls(lowercase=lowercase, pattern=pattern)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Tokenizer) and self.to_dict() == other.to_dict()
@@ -162,10 +181,31 @@ class SentenceSplitter:
                 self._punkt = PunktSentenceTokenizer()
             else:
                 self._load()
-        return [s for s in (s.strip() for s in self._punkt.tokenize(text)) if s]
+        try:
+            return [s for piece in _pieces(text, MAX_SPLIT_CHARS)
+                    for s in (s.strip() for s in self._punkt.tokenize(piece)) if s]
+        except TimeoutError:  # NLTK's limit on one regular expression (not an OSError of a file)
+            raise InputError(f"a line of {len(text):,} characters could not be split into sentences "
+                             "within NLTK's time limit; put one paragraph or sentence a line") from None
 
     def __repr__(self) -> str:
         return f"SentenceSplitter(source={self.source!r})"
+
+
+def _pieces(text: str, limit: int) -> Iterable[str]:
+    """`text` in consecutive pieces of at most `limit` characters, each cut after the last
+    possible sentence end in it (else after its last space; else at `limit`)."""
+    start = 0
+    while len(text) - start > limit:
+        window = text[start:start + limit]
+        cut = 0
+        for m in _MAYBE_BOUNDARY.finditer(window):
+            cut = m.end()
+        if not cut:
+            cut = max(window.rfind(" ") + 1, 0) or limit
+        yield text[start:start + cut]
+        start += cut
+    yield text[start:]
 
 
 def _build_punkt(texts: Iterable[str], max_chars: int, language: str, use_installed: bool):

@@ -25,12 +25,12 @@ stop queue; each ps blocks dequeuing from that queue (shared_name) and exits whe
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
-import socket
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
@@ -44,8 +44,11 @@ from auxpretrain.files import first_line
 from auxpretrain.model.variables import TRANSFERABLE_VARIABLES, strip_suffix
 from auxpretrain.pretraining import evaluation
 from auxpretrain.pretraining.batches import BatchMaker
+from auxpretrain.pretraining.cluster_control import (ParameterServerWatch, chief_exits, finished_workers, run_once,
+                                                     stop_parameter_servers)
 from auxpretrain.pretraining.graph import build_train_graph, table_parts
 from auxpretrain.pretraining.run import prepare_run, write_run_export
+from auxpretrain.pretraining.run_dir import RunDirectory, usable_checkpoint
 from auxpretrain.pretraining.tf_config import ENV_VAR, ClusterTask, shard_indices, worker_name
 
 tf1 = tf.compat.v1
@@ -62,9 +65,11 @@ _MAX_WAIT_SECONDS = 7200  # how long a worker waits for the chief to initialise 
 def run_task(task: ClusterTask, corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, Any],
              config, corruption, *, corpus_config: CorpusConfig = CorpusConfig(),
              init_embeddings: Optional[str] = None, wait_for_workers: float = 300.0,
-             log: Callable[[str], None] = print) -> Optional[Dict[str, Any]]:
+             wait_for_ps: float = 60.0, log: Callable[[str], None] = print) -> Optional[Dict[str, Any]]:
     """Runs this process's task until the job is done; every log line starts with [job:index].
     Returns the chief's summary (the metrics in the export's manifest), None for other tasks.
+    A chief or worker whose ps task stops answering for `wait_for_ps` seconds ends its process
+    with one line and exit status 2 (cluster_control.ParameterServerWatch).
     """
     def tagged(line: str) -> None:
         log(f"[{task.name}] {line}")
@@ -72,11 +77,17 @@ def run_task(task: ClusterTask, corpus: Sequence[str], out_dir: str, model_overr
     if task.job == "ps":
         run_ps(task, tagged)
         return None
-    if wait_for_workers < 0:
-        raise ConfigError(f"--wait-for-workers must be >= 0, got {wait_for_workers:g}")
-    return _run_worker(task, corpus, out_dir, model_overrides, config, corruption,
-                       corpus_config=corpus_config, init_embeddings=init_embeddings,
-                       wait_for_workers=wait_for_workers, log=tagged)
+    for flag, value in (("--wait-for-workers", wait_for_workers), ("--wait-for-ps", wait_for_ps)):
+        if not 0 <= value < float("inf"):
+            raise ConfigError(f"{flag} must be a number of seconds >= 0, got {value:g}")
+    watch = ParameterServerWatch(task, wait_for_ps, tagged).start()
+    try:
+        with RunDirectory(out_dir) if task.is_chief else contextlib.nullcontext():  # only the chief writes
+            return _run_worker(task, corpus, out_dir, model_overrides, config, corruption,
+                               corpus_config=corpus_config, init_embeddings=init_embeddings,
+                               wait_for_workers=wait_for_workers, watch=watch, log=tagged)
+    finally:
+        watch.stop()
 
 
 def _start_server(task: ClusterTask, device_filters: List[str]):
@@ -129,26 +140,6 @@ class _RawSession:
             return step_context.session.run(fetches, feed_dict, options=options)
 
         return self._monitored.run_step_fn(step_fn)
-
-
-def _chief_exits(task: ClusterTask, within: float = 10.0) -> bool:
-    """Whether the chief's port closes within `within` seconds (it exits right after telling
-    the ps tasks to)."""
-    deadline = time.time() + within
-    while _reachable(task.cluster["chief"][0]):
-        if time.time() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
-
-
-def _reachable(address: str, timeout: float = 2.0) -> bool:
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 ClusterGraph = collections.namedtuple(
@@ -216,7 +207,7 @@ def build_cluster_graph(task: ClusterTask, maker, model_config, config, total_st
 
 
 def _run_worker(task: ClusterTask, corpus, out_dir, model_overrides, config, corruption, *,
-                corpus_config, init_embeddings, wait_for_workers,
+                corpus_config, init_embeddings, wait_for_workers, watch,
                 log) -> Optional[Dict[str, Any]]:
     """A training task: the chief (worker 0) or a `worker` task."""
     chief = task.is_chief
@@ -242,7 +233,7 @@ def _run_worker(task: ClusterTask, corpus, out_dir, model_overrides, config, cor
         int(math.ceil(config.epochs * max(1, len(data.train) // config.batch_size)))
     fingerprint = _fingerprint(data, model_config, config, corruption, total_steps)
     ckpt_dir = os.path.join(out_dir, "checkpoints")
-    latest = tf1.train.latest_checkpoint(ckpt_dir) if chief else None
+    latest = usable_checkpoint(ckpt_dir, log) if chief else None  # a damaged newest: the previous one
     early_rows = None
     if chief and init_embeddings and latest is None:
         # read (and check) the vectors before any session; NaN rows: words not in the file
@@ -297,7 +288,7 @@ def _run_worker(task: ClusterTask, corpus, out_dir, model_overrides, config, cor
                               "from the chief's; start every task with the same command and the same "
                               "corpus files")
         if not chief:
-            _worker_loop(task, server, session, g, start, bool(stopped), total_steps, log)
+            _worker_loop(task, server, session, g, start, bool(stopped), total_steps, watch, log)
             return None
         if latest:
             restored = int(tf1.train.load_variable(latest, "global_step"))
@@ -307,7 +298,8 @@ def _run_worker(task: ClusterTask, corpus, out_dir, model_overrides, config, cor
                                       logs_dir, model_config, config, corruption, wait_for_workers, log)
     write_run_export(out_dir, values, summary, data, corpus, model_config, config,
                                corruption, tokenizer, log)
-    _stop_parameter_servers(server, g.stop_ps, task, log)
+    watch.stop()  # the ps tasks go now
+    stop_parameter_servers(server, g.stop_ps, task, log)
     return summary
 
 
@@ -331,7 +323,7 @@ def _wait_for_chief(server, graph, session_config, ready, log) -> None:
                       "is it running, with the same TF_CONFIG cluster?")
 
 
-def _worker_loop(task, server, session, g: ClusterGraph, start, stopped, total_steps, log) -> None:
+def _worker_loop(task, server, session, g: ClusterGraph, start, stopped, total_steps, watch, log) -> None:
     """Trains until the global step reaches the end or the chief sets the stop flag, then
     tells the chief (done queue) and exits."""
     gone_errors = (tf.errors.UnavailableError, tf.errors.AbortedError)
@@ -347,9 +339,9 @@ def _worker_loop(task, server, session, g: ClusterGraph, start, stopped, total_s
             # the ps tasks exit only after the chief has finished: if this worker saw the end,
             # or the chief exits too, the job is over; otherwise a ps failed and TF recovers
             # (it waits for the ps to come back)
-            if state["step"] >= total_steps or state["stop"] or _chief_exits(task):
+            if state["step"] >= total_steps or state["stop"] or chief_exits(task):
                 return None
-            raise
+            raise  # a ps failed: TF recovers if it comes back in time (else the watch ends the task)
 
     if not (start >= total_steps or stopped):
         while not session.should_stop():
@@ -365,12 +357,13 @@ def _worker_loop(task, server, session, g: ClusterGraph, start, stopped, total_s
             state.update(step=int(out["step"]), stop=bool(out["stop"]))
             if state["stop"]:
                 break
+    watch.stop()  # from here on the ps tasks may go: the job is over
     try:
         session.close()
     except Exception:  # noqa: BLE001 - the ps may be gone already; a worker has nothing to save
         pass
     if not gone:  # after closing: the chief may stop the ps tasks as soon as it has this
-        gone = not _run_once(server, task, g.report_done, 0)
+        gone = not run_once(server, task, g.report_done, 0)
     if gone:
         log(f"the parameter servers have shut down (the chief has finished): {steps} steps run, "
             f"last global step seen {state['step']}; exiting")
@@ -412,7 +405,7 @@ def _chief_loop(task, session, raw, g: ClusterGraph, start, total_steps, maker, 
                                  f"{tokens / max(train_seconds, 1e-9):,.0f} tokens/s on the chief"):
                     break
         raw.run(g.set_stop)  # workers stop at their next step (without it, at total_steps)
-        finished = _wait_for_workers(raw, g.take_done, task, wait_for_workers, log)
+        finished = finished_workers(raw, g.take_done, task, wait_for_workers, log)
         step = int(raw.run(built.global_step))
         final = heldout.finish(raw, step)
         values = raw.run(g.export_tensors)
@@ -433,49 +426,3 @@ def _chief_loop(task, session, raw, g: ClusterGraph, start, total_steps, maker, 
                     "finished_workers": sorted(worker_name(w) for w in finished)},
     }
     return summary, values
-
-
-def _wait_for_workers(raw, take_done, task, timeout: float, log) -> set:
-    """Worker indexes from the done queue, waiting at most `timeout` seconds for all of them."""
-    expected = set(range(1, task.num_workers))
-    seen: set = set()
-    if expected:
-        log(f"waiting for {len(expected)} worker(s) to finish (at most {timeout:g} s)")
-    deadline = time.time() + timeout
-    while expected - seen:
-        left = deadline - time.time()
-        if left <= 0:
-            missing = ", ".join(worker_name(w) for w in sorted(expected - seen))
-            log(f"{missing} did not finish within {timeout:g} s (dead or slow): finishing without them")
-            break
-        try:
-            seen.add(int(raw.run(take_done, options=tf1.RunOptions(timeout_in_ms=int(left * 1000) + 1))))
-        except tf.errors.DeadlineExceededError:
-            pass
-    return seen & expected
-
-
-def _stop_parameter_servers(server, stop_ps, task, log) -> None:
-    """One token on each ps task's stop queue: they exit."""
-    told = 0
-    for i, op in enumerate(stop_ps):
-        if _run_once(server, task, op, i):
-            told += 1
-        else:
-            log(f"ps:{i} could not be told to exit; it is gone already")
-    log(f"told {told} of {task.num_ps} ps task(s) to exit")
-
-
-def _run_once(server, task, op, ps_index: int, timeout_ms: int = 30000) -> bool:
-    """Runs `op`, placed on ps task `ps_index`, in a session of its own that sees only that
-    task; False if the task is gone (its port closed, or the run fails). Unlike the
-    MonitoredSession, this never waits for a ps task to come back."""
-    if not _reachable(task.cluster["ps"][ps_index]):
-        return False
-    config = tf1.ConfigProto(device_filters=[f"/job:ps/task:{ps_index}", task.device])
-    try:
-        with tf1.Session(server.target, graph=op.graph, config=config) as sess:
-            sess.run(op, options=tf1.RunOptions(timeout_in_ms=timeout_ms))
-        return True
-    except tf.errors.OpError:
-        return False

@@ -15,11 +15,30 @@ from auxpretrain.pretraining.batches import BatchMaker
 tf1 = tf.compat.v1
 
 
-def build_train_op(model, lr, context_lr, clip_norm: float, global_step, context_passes: int = 1):
+def sum_repeated_rows(grads_and_vars, enabled: bool = True):
+    """(gradient, variable) pairs whose IndexedSlices gradients hold each row once, a repeated
+    row's slices summed first. TensorFlow's CPU scatter adds a row's repeated updates in a
+    varying order, so two runs of the same command, or a resumed run and an
+    uninterrupted one, drift apart from the first step (docs/cli.md); summed, each row gets one
+    update and the result is the same every time (for about 17% more CPU a step:
+    benchmarks.determinism). `enabled=False`: as they come."""
+    out = []
+    for grad, var in grads_and_vars:
+        if enabled and isinstance(grad, tf.IndexedSlices):
+            rows, at = tf.unique(grad.indices)
+            grad = tf.IndexedSlices(tf.math.unsorted_segment_sum(grad.values, at, tf.shape(rows)[0]), rows,
+                                    grad.dense_shape)
+        out.append((grad, var))
+    return out
+
+
+def build_train_op(model, lr, context_lr, clip_norm: float, global_step, context_passes: int = 1,
+                   unique_rows: bool = False):
     """Adam (clipped) on the non-context objectives; word2vec's SGD on the context pairs, one
     update per context pass (`inputs["pass_pairs"]` splits the pairs), each reading the
     tables the previous one wrote, as word2vec's sequential updates do (one summed update
-    over several passes' pairs diverges: frequent words' rows get too many at once)."""
+    over several passes' pairs diverges: frequent words' rows get too many at once).
+    `unique_rows`: each pass's repeated rows are summed before the update (`sum_repeated_rows`)."""
     updates = []  # (optimizer, [(gradient, variable)])
     with tf1.name_scope("train"):
         if model.loss.op.type != "Const":
@@ -43,7 +62,8 @@ def build_train_op(model, lr, context_lr, clip_norm: float, global_step, context
                     start = ends[k - 1] if k else 0
                     picked = [inputs[n][start:ends[k]] for n in ("center", "context", "negatives")]
                 per_pair = context_pair_loss(model.encoder.embedding_table, model.context_table, *picked)
-                return sgd.compute_gradients(model.context_weight * tf.reduce_sum(per_pair), var_list=tables)
+                return sum_repeated_rows(sgd.compute_gradients(model.context_weight * tf.reduce_sum(per_pair),
+                                                               var_list=tables), unique_rows)
 
             updates.append((sgd, context_grads(0)))
         # every gradient is computed before any variable changes: without this the SGD update
@@ -77,7 +97,8 @@ def build_train_graph(maker: BatchMaker, model_config: ModelConfig, config: Pret
     `maker.stream(start, stream_end or total_steps)` (feed `start_step` when running
     `iterator.initializer`); `inputs` (name -> tensor, feedable with held-out batches); the
     model, its two [vocab, dim] tables split by `partitioner` if given; the learning-rate
-    schedule (over `total_steps`), train op, summaries."""
+    schedule (over `total_steps`), train op, summaries. `config.deterministic` sums the repeated
+    rows of the sparse updates first (`sum_repeated_rows`)."""
     global_step = tf1.train.get_or_create_global_step()
     start_step = tf1.placeholder_with_default(tf.constant(0, tf.int64), [], name="start_step")
     dataset = tf.data.Dataset.from_generator(
@@ -100,7 +121,7 @@ def build_train_graph(maker: BatchMaker, model_config: ModelConfig, config: Pret
         tf.maximum(0.0, (total_steps - step_f) / max(total_steps - warm, 1.0)))
     decay = tf.maximum(1e-4, 1.0 - step_f / float(total_steps))
     train_op = build_train_op(model, lr, config.context_learning_rate * decay, config.clip_norm,
-                         global_step, config.context_passes)
+                         global_step, config.context_passes, config.deterministic)
     total_loss = tf.add_n([config.objectives[k] * v for k, v in sorted(model.losses.items())])
     summaries = [tf1.summary.scalar("loss/total", total_loss), tf1.summary.scalar("learning_rate", lr)]
     summaries += [tf1.summary.scalar(f"loss/{k}", v) for k, v in model.losses.items()]

@@ -16,7 +16,6 @@ Layout of OUT/:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -39,12 +38,14 @@ from auxpretrain.pretraining import evaluation
 from auxpretrain.pretraining.batches import BatchMaker
 from auxpretrain.pretraining.graph import build_train_graph
 from auxpretrain.pretraining.profiling import performance
+from auxpretrain.pretraining.run_dir import (RunDirectory, check_run_files, read_run_json, restore_checkpoint,
+                                             run_files, save_checkpoint)
 
 tf1 = tf.compat.v1
 
 # settings a rerun on the same OUT may change (they do not change what is learned so far)
 RESUMABLE_KEYS = {"epochs", "max_steps", "eval_every", "checkpoint_every", "checkpoint_minutes",
-                  "keep_checkpoints", "patience"}
+                  "keep_checkpoints", "patience", "deterministic"}
 
 
 def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, Any],
@@ -53,6 +54,11 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
              progress: bool = True, measure_speed: bool = True,
              log: Callable[[str], None] = print) -> Dict[str, Any]:
     """Pretrains on `corpus` and writes OUT/export; resumes an interrupted run in `out_dir`.
+
+    One run at a time on `out_dir` (another is refused while this one runs); a run that fails
+    before its first checkpoint leaves no run directory behind (pretraining.run_dir). With
+    `config.deterministic` the same command gives the same export bytes, resumed or not
+    (docs/cli.md says what is reproduced without it).
 
     Args:
       corpus: corpus specs (files, globs, hf:NAME; see `data.corpus.resolve`).
@@ -65,6 +71,15 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
 
     Returns a summary dict (steps, metrics, throughput, export path).
     """
+    with RunDirectory(out_dir):
+        return _pretrain(corpus, out_dir, model_overrides, config, corruption, corpus_config=corpus_config,
+                         init_embeddings=init_embeddings, progress=progress, measure_speed=measure_speed,
+                         log=log)
+
+
+def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_config, init_embeddings,
+              progress, measure_speed, log) -> Dict[str, Any]:
+    """`pretrain` inside its locked run directory."""
     tokenizer, data, model_config = prepare_run(
         corpus, out_dir, model_overrides, config, corruption, corpus_config=corpus_config,
         init_embeddings=init_embeddings, log=log)
@@ -88,9 +103,8 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
     heldout_batches = evaluation.heldout_batches(data.heldout, vocab, model_config, config, corruption)
     session_config = tf1.ConfigProto(intra_op_parallelism_threads=0, inter_op_parallelism_threads=0)
     with tf1.Session(graph=graph, config=session_config) as sess:
-        latest = tf1.train.latest_checkpoint(ckpt_dir)
+        latest = restore_checkpoint(saver, sess, ckpt_dir, log)
         if latest:
-            saver.restore(sess, latest)
             start = int(sess.run(global_step))
             log(f"resumed from step {start} ({os.path.relpath(latest, out_dir)})")
         else:
@@ -139,17 +153,17 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
                 bar.set_postfix(loss=f"{out['loss']:.3f}", tok_s=f"{tokens / max(train_seconds, 1e-9):,.0f}")
             if step % config.eval_every == 0 or step == total_steps:
                 if heldout.check(sess, step, out["loss"], f"{tokens / max(train_seconds, 1e-9):,.0f} tokens/s"):
-                    saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+                    save_checkpoint(saver, sess, ckpt_dir, step)
                     break
             if step % config.checkpoint_every == 0 or \
                     time.time() - last_ckpt_time > 60 * config.checkpoint_minutes:
-                saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+                save_checkpoint(saver, sess, ckpt_dir, step)
                 last_ckpt_time = time.time()
         if bar is not None:
             bar.close()
         final = heldout.finish(sess, step, scalars=False)
         history = heldout.history
-        saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), global_step=step)
+        save_checkpoint(saver, sess, ckpt_dir, step)
         writer.close()
         values = {strip_suffix(v.name): value for v, value in zip(transferable, sess.run(transferable))}
         pooled = evaluation.pooled_on(sess, model, inputs, heldout_batches)
@@ -195,13 +209,14 @@ def prepare_run(corpus: Sequence[str], out_dir: Optional[str], model_overrides: 
         run_file = os.path.join(out_dir, "run.json")
         vocab_path, counts_path = os.path.join(out_dir, "vocab.txt"), os.path.join(out_dir, "counts.txt")
         cache_dir = os.path.join(out_dir, "data")
-        if os.path.exists(run_file):
-            with open(run_file, "r", encoding="utf-8") as f:
-                diff = _config_diff(_upgraded(json.load(f)), run_spec)
+        old = read_run_json(out_dir)
+        if old is not None:
+            recorded = old.pop("files", None)
+            diff = _config_diff(_upgraded(old), run_spec)
             if diff:
                 raise ConfigError(f"{out_dir} holds a run with another configuration ({'; '.join(diff)}); "
                                   "use a new --out or the same settings to resume")
-            if os.path.exists(vocab_path) and os.path.exists(counts_path):
+            if check_run_files(out_dir, recorded):
                 vocab = Vocabulary.load(vocab_path, counts_path)
         record = vocab is None
     data = prepare_corpus(corpus, tokenizer, c.min_count, c.max_vocab, config.heldout_fraction,
@@ -210,7 +225,7 @@ def prepare_run(corpus: Sequence[str], out_dir: Optional[str], model_overrides: 
     if record:
         data.vocab.save(vocab_path)
         data.vocab.save_counts(counts_path)
-        atomic_write_json(run_file, run_spec)
+        atomic_write_json(run_file, dict(run_spec, files=run_files(out_dir)))
     model_config = ModelConfig.from_dict(dict(model_overrides, vocab_size=len(data.vocab)),
                                          where="model config")
     return tokenizer, data, model_config

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from auxpretrain import schema
 from auxpretrain.config import ModelConfig, TransferConfig
 from auxpretrain.errors import ConfigError, InputError
 from auxpretrain.files import (atomic_write_json, check_file_names, first_line, is_temporary_of,
@@ -62,21 +63,18 @@ class EpochCheckpoints:
             return None
         path, state = read_json_descriptor(self.directory, STATE_JSON, "a transfer checkpoint state",
                                                  CHECKPOINT_FIX, error=InputError)
+        if isinstance(state.get("files"), dict):
+            check_file_names(state["files"], path, error=InputError)
+        schema.check(state, schema.STATE_JSON, path, CHECKPOINT_FIX, InputError)
         try:
             if state["format_version"] != CHECKPOINT_FORMAT_VERSION:
                 raise ValueError(f"format_version {state['format_version']!r}")
-            files = {str(k): str(v) for k, v in dict(state["files"]).items()}
-            for key in ("epoch", "step", "best_epoch", "epochs_since_best"):
-                int(state[key])
-            float(state["best_dev_accuracy"])
-            bool(state["finished"])
-            list(state["history"])
+            files = dict(state["files"])
             for key in ("checkpoint", "best_checkpoint"):
                 if not any(name.startswith(str(state[key]) + ".") for name in files):
                     raise ValueError(f"{key} {state[key]!r} has no files")
-        except (KeyError, TypeError, ValueError) as e:
+        except ValueError as e:
             raise InputError(f"{path}: incomplete or edited ({e}); {CHECKPOINT_FIX}") from None
-        check_file_names(files, path, error=InputError)
         verify_files(self.directory, files, "transfer checkpoint", CHECKPOINT_FIX, error=InputError)
         self.files = files
         self._clean()

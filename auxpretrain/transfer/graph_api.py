@@ -7,8 +7,8 @@
 - `transfer_between_sessions(sess_a, sess_b)` / `load_values(sess, values)`: graph A -> graph B
   with no disk (`sess.run(collection)` in A, each value loaded into B's variable of the same
   name, shapes checked).
-- `import_encoder(export)`: `import_meta_graph` on the export's graph.meta, its named tensors
-  (`input_ids:0`, `encoder/pooled:0`, `encoder/sequence:0`) and the restore.
+- `import_encoder(export)` (in `auxpretrain.transfer.imported`, re-exported here): the export's
+  inference encoder with graph.meta's tensor names, rebuilt by the package's own builders.
 - `build_shared_models(...)`: M models in one graph sharing their bottom layers through
   `variable_scope` reuse, each with its own upper layers and head.
 - `encode_texts(texts, export)`: token ids with the export's tokenizer and vocabulary.
@@ -28,14 +28,14 @@ import tensorflow as tf
 
 from auxpretrain.config import LayerSpec, ModelConfig
 from auxpretrain.data.tasks import check_texts
-from auxpretrain.errors import ConfigError, ExportError, NotFittedError, RestoreError
-from auxpretrain.export import GRAPH_META, TENSORS, Export, as_export
-from auxpretrain.files import first_line
+from auxpretrain.errors import ConfigError, NotFittedError, RestoreError
+from auxpretrain.export import Export, as_export
 from auxpretrain.model import freezing
 from auxpretrain.model.encoder import EncoderOutputs, build_classifier, build_encoder, build_layers, pool
 from auxpretrain.model.variables import (HEAD, TRANSFERABLE_VARIABLES, layer_of, parse_freeze, select_layers,
                                          strip_suffix)
 from auxpretrain.transfer import restore as restore_lib
+from auxpretrain.transfer.imported import ImportedEncoder, import_encoder  # noqa: F401 - re-exported
 
 tf1 = tf.compat.v1
 
@@ -48,18 +48,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def _session_init_fn(fn: Callable, report=None) -> Callable:
-    """Wraps `fn(sess)` so it is also a `tf1.train.Scaffold(init_fn=...)`: init_fn(scaffold, sess)."""
-
-    def init_fn(*args):
-        if len(args) not in (1, 2):
-            raise TypeError("init_fn takes (session) or (scaffold, session)")
-        fn(args[-1])
-
-    init_fn.report = report
-    return init_fn
 
 
 def encode_texts(texts: Sequence[str], source, max_length: Optional[int] = None
@@ -186,7 +174,7 @@ def restore_pretrained(source, graph=None, layers: LayerSpec = None, freeze=None
         freezing.remove_from_trainable(frozen, graph)
     var_list = freezing.trainable_var_list(graph, frozen=frozen)
     report.set_trainable([v.name for v in var_list])
-    return Restored(_session_init_fn(init_fn, report), report, var_list, frozen)
+    return Restored(restore_lib.session_init_fn(init_fn, report), report, var_list, frozen)
 
 
 def assign_from_export_fn(source, layers: LayerSpec = None, scope_map: Optional[Mapping[str, str]] = None,
@@ -298,85 +286,6 @@ def transfer_between_sessions(source_sess, target_sess, layers: LayerSpec = None
                        collection=collection)
 
 
-# ---------------------------------------------------------------- import_meta_graph
-
-ImportedEncoder = collections.namedtuple(
-    "ImportedEncoder", ["input_ids", "pooled", "sequence", "variables", "saver", "init_fn", "export"])
-ImportedEncoder.__doc__ = """What `import_encoder` returns.
-
-input_ids: int32 placeholder [batch, time] of the imported graph (0 = PAD), or your own tensor
-  when `input_ids=` was given.
-pooled: float32 [batch, pooled_size] tensor `encoder/pooled:0`, the sentence vector.
-sequence: float32 [batch, time, width] tensor `encoder/sequence:0`, the top layer's outputs.
-variables: the imported transferable tf.Variables (the export's collection).
-saver: the tf1.train.Saver `import_meta_graph` returned.
-init_fn: `init_fn(sess)` (or `(scaffold, sess)`) restores the export's checkpoint.
-export: the verified Export.
-"""
-
-
-def import_encoder(source, graph=None, scope: Optional[str] = None, input_ids=None,
-                   trainable: bool = True) -> ImportedEncoder:
-    """`tf1.train.import_meta_graph` of an export's graph.meta, with its named tensors.
-
-    Attach your own layers to `pooled` or `sequence` (wrap them in `tf.stop_gradient` to keep
-    the encoder fixed); run `init_fn(sess)` after your variable initialiser.
-
-    Args:
-      source: export directory (checksums verified) or Export.
-      graph: target tf.Graph (default: the current default graph).
-      scope: import scope; tensor and variable names get the prefix "scope/".
-      input_ids: optional int32 Tensor [batch, time] of your graph to feed the encoder instead
-        of its own placeholder (import_meta_graph's input_map).
-      trainable: False takes the imported variables out of TRAINABLE_VARIABLES.
-
-    Returns:
-      ImportedEncoder. Its `variables` is empty for exports whose graph.meta stores the
-      collection as tensor names (early development versions); the restore works all the same.
-
-    Raises:
-      ExportError: the export has no graph.meta or it does not hold the expected tensors.
-      RestoreError: the graph is finalized.
-    """
-    export = as_export(source)
-    graph = graph if graph is not None else tf1.get_default_graph()
-    if graph.finalized:
-        raise RestoreError("import_encoder: the graph is finalized; import before finalizing it")
-    meta_path = os.path.join(export.path, GRAPH_META)
-    if GRAPH_META not in export.manifest.get("files", {}) or not os.path.isfile(meta_path):
-        raise ExportError(f"{export.path}: no {GRAPH_META}; re-export it with this auxpretrain")
-    tensors = dict(TENSORS)
-    tensors.update(export.manifest.get("tensors") or {})
-    input_map = {tensors["input_ids"]: input_ids} if input_ids is not None else None
-    before = set(id(v) for v in graph.get_collection(TRANSFERABLE_VARIABLES))
-    with graph.as_default():
-        try:
-            saver = tf1.train.import_meta_graph(meta_path, import_scope=scope, clear_devices=True,
-                                                input_map=input_map)
-        except (ValueError, KeyError, tf.errors.OpError) as e:
-            raise ExportError(f"{meta_path}: cannot import ({first_line(e)}); re-export it") from None
-    prefix = f"{scope}/" if scope else ""
-    try:
-        pooled = graph.get_tensor_by_name(prefix + tensors["pooled"])
-        sequence = graph.get_tensor_by_name(prefix + tensors["sequence"])
-        ids = input_ids if input_ids is not None else graph.get_tensor_by_name(prefix + tensors["input_ids"])
-    except (KeyError, ValueError) as e:
-        raise ExportError(f"{meta_path}: lacks a named tensor ({first_line(e)}); re-export it") from None
-    variables = [v for v in graph.get_collection(TRANSFERABLE_VARIABLES)
-                 if id(v) not in before and isinstance(v, tf.Variable)]
-    if not trainable and variables:
-        freezing.remove_from_trainable(variables, graph)
-    prefix_ckpt = export.checkpoint_prefix
-
-    def restore_fn(sess):
-        try:
-            saver.restore(sess, prefix_ckpt)
-        except (tf.errors.OpError, ValueError) as e:
-            raise ExportError(f"{prefix_ckpt}: cannot restore ({first_line(e)}); re-export it") from None
-
-    return ImportedEncoder(ids, pooled, sequence, variables, saver, _session_init_fn(restore_fn), export)
-
-
 # ---------------------------------------------------------------- shared layers in one graph
 
 @dataclasses.dataclass
@@ -420,7 +329,7 @@ class SharedModels:
             for fn in fns:
                 fn(sess)
 
-        return _session_init_fn(run_all, report), report
+        return restore_lib.session_init_fn(run_all, report), report
 
 
 def build_shared_models(input_ids, config: ModelConfig, num_models: int, num_classes: int,

@@ -37,6 +37,19 @@ tf1 = tf.compat.v1
 _FORMAT_LAYER = re.compile(r"layer_(\d+)$")
 
 
+def session_init_fn(fn: Callable, report=None) -> Callable:
+    """Wraps `fn(sess)` so it is also a `tf1.train.Scaffold(init_fn=...)`: init_fn(scaffold, sess);
+    `init_fn.report` is `report`."""
+
+    def init_fn(*args):
+        if len(args) not in (1, 2):
+            raise TypeError("init_fn takes (session) or (scaffold, session)")
+        fn(args[-1])
+
+    init_fn.report = report
+    return init_fn
+
+
 def order_layers(names) -> List[str]:
     """Layer names of variable names in export order: embedding, layer_0, layer_1, ..., others."""
     layers = unique(layer_of(n) for n in names)

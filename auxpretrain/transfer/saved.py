@@ -15,12 +15,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
+from auxpretrain import schema
 from auxpretrain.config import ModelConfig
-from auxpretrain.data.text import Tokenizer
 from auxpretrain.data.vocab import Vocabulary
 from auxpretrain.errors import InputError, RestoreError
-from auxpretrain.files import (atomic_write_json, check_file_names, first_line, make_temporary_dir,
-                               read_json_descriptor, replace_dir, sha256_file, verify_files)
+from auxpretrain.files import (atomic_write_json, check_listed, committed_dir, first_line,
+                               make_temporary_dir, read_json_descriptor, replace_dir, sha256_file, verify_files)
 from auxpretrain.model.encoder import build_classifier, build_encoder
 from auxpretrain.model.variables import HEAD, layer_of, strip_suffix
 from auxpretrain.transfer.layers import checked_layer_values, resolve_layer
@@ -109,8 +109,9 @@ class TaskModel:
     def save(self, out_dir: str, extra: Optional[Mapping[str, Any]] = None) -> str:
         """Writes the model directory atomically: model.json, vocab.txt, model.ckpt.*."""
         out_dir = os.path.abspath(out_dir)
-        tmp = make_temporary_dir(out_dir)
+        tmp = None
         try:
+            tmp = make_temporary_dir(out_dir)
             with self.graph.as_default():
                 self._saver.save(self.session, os.path.join(tmp, MODEL_CKPT), write_meta_graph=False,
                                  write_state=False)
@@ -123,8 +124,14 @@ class TaskModel:
             meta.update(dict(extra or {}))
             atomic_write_json(os.path.join(tmp, MODEL_JSON), meta)
             replace_dir(tmp, out_dir, error=InputError)
+        except (OSError, tf.errors.OpError) as e:  # a full or read-only disk
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise InputError(f"{out_dir}: cannot write the model ({first_line(e, 160)}); free some space or "
+                             "choose another --out (a model already there is intact)") from None
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
             raise
         return out_dir
 
@@ -144,30 +151,27 @@ def save_model(out_dir: str, result) -> str:
                                           "metrics": result.metrics, "frozen": result.frozen})
 
 def load_model(path: str) -> TaskModel:
-    """Opens a directory written by `save_model` / `auxpretrain transfer --out` (files verified)."""
+    """Opens a directory written by `save_model` / `auxpretrain transfer --out` (model.json's
+    values checked, files verified; a directory a crashed save renamed aside is found)."""
+    path = committed_dir(os.fspath(path), MODEL_JSON)
     if not os.path.isdir(path):
         raise InputError(f"{path}: no such model directory (written by `auxpretrain transfer --out`)")
     meta_path, meta = read_json_descriptor(path, MODEL_JSON, "a model saved by `auxpretrain "
                                                  "transfer --out`", "save the model again", error=InputError)
     if meta.get("kind") != "task_model":
         raise InputError(f"{meta_path}: not an auxpretrain task model")
-    if meta.get("format_version") != MODEL_FORMAT_VERSION:
-        raise InputError(f"{meta_path}: format_version {meta.get('format_version')} is not supported "
-                         f"(this auxpretrain reads {MODEL_FORMAT_VERSION})")
-    try:
-        files = dict(meta["files"])
-        config = ModelConfig.from_dict(meta["model_config"], where=f"{meta_path}: model_config")
-        tokenizer = Tokenizer.from_dict(meta["tokenizer"])
-        label_names = list(meta["label_names"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(f"{meta_path}: incomplete or edited ({e}); save the model again") from None
-    check_file_names(files, meta_path, error=InputError)
+    config, tokenizer = schema.check_saved(meta, schema.MODEL_JSON, meta_path, MODEL_FORMAT_VERSION,
+                                           "save the model again", InputError)
+    files, label_names = meta["files"], list(meta["label_names"])
+    checkpoint = meta.get("checkpoint", MODEL_CKPT)
+    check_listed(path, files, (MODEL_VOCAB, f"{checkpoint}.index"), checkpoint, meta_path, "save the model again",
+                 error=InputError)
     verify_files(path, files, "saved model", "save the model again", error=InputError)
     vocab = Vocabulary.load(os.path.join(path, MODEL_VOCAB))
     if len(vocab) != config.vocab_size:
         raise InputError(f"{os.path.join(path, MODEL_VOCAB)}: {len(vocab)} tokens, the model has "
                          f"{config.vocab_size} embedding rows")
-    prefix = os.path.join(path, meta.get("checkpoint", MODEL_CKPT))
+    prefix = os.path.join(path, checkpoint)
     try:
         reader = tf1.train.NewCheckpointReader(prefix)
         values = {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
