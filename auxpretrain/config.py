@@ -146,7 +146,11 @@ class CorpusConfig:
     max_vocab: Optional[int] = _field(50_000, "vocabulary size cap, the 2 special tokens included "
                                               "(None: no cap)")
     split_sample_chars: int = _field(2_000_000, "characters of the corpus that NLTK Punkt is trained "
-                                                "on when no punkt data is installed")
+                                                "on when it is trained (--train-splitter, or text that "
+                                                "does not look English)")
+    train_splitter: bool = _field(False, "train the sentence splitter (Punkt) on the corpus instead of "
+                                         "using the English parameters the package ships (text that does "
+                                         "not look English is always trained on)")
 
     def __post_init__(self):
         _check(isinstance(self.min_count, int) and self.min_count >= 1,

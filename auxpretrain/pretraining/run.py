@@ -185,6 +185,7 @@ def prepare_run(corpus: Sequence[str], out_dir: Optional[str], model_overrides: 
     run_spec = {
         "corpus": list(corpus), "text_column": c.text_column, "tokenizer": tokenizer.to_dict(),
         "min_count": c.min_count, "max_vocab": c.max_vocab, "split_sample_chars": c.split_sample_chars,
+        "train_splitter": c.train_splitter,
         "init_embeddings": init_embeddings,
         "model": dict(model_overrides), "pretrain": config.to_dict(), "corruption": corruption.to_dict(),
         **dict(extra_spec or {}),
@@ -206,7 +207,8 @@ def prepare_run(corpus: Sequence[str], out_dir: Optional[str], model_overrides: 
         record = vocab is None
     data = prepare_corpus(corpus, tokenizer, c.min_count, c.max_vocab, config.heldout_fraction,
                           config.min_heldout, config.seed, text_column=c.text_column, vocab=vocab, log=log,
-                          cache_dir=cache_dir, split_sample_chars=c.split_sample_chars)
+                          cache_dir=cache_dir, split_sample_chars=c.split_sample_chars,
+                          train_splitter=c.train_splitter)
     if record:
         data.vocab.save(vocab_path)
         data.vocab.save_counts(counts_path)
@@ -254,6 +256,7 @@ def _upgraded(old: Any) -> Any:
             pre.setdefault(f.name, PretrainConfig().to_dict()[f.name])
         old["pretrain"] = pre
     old.setdefault("split_sample_chars", default_of(CorpusConfig, "split_sample_chars"))
+    old.setdefault("train_splitter", False)  # earlier runs trained Punkt; their encoded ids are reused
     return old
 
 
