@@ -115,12 +115,12 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
 
             bar = tqdm(total=total_steps, initial=start, unit="step", file=sys.stderr,
                        dynamic_ncols=True, mininterval=1.0, disable=not sys.stderr.isatty())
-        tokens = pairs_seen = 0
+        tokens = context_width = 0
         train_seconds = 0.0
         last_ckpt_time = time.time()
         step = start
         heldout = evaluation.HeldoutTracker(model, inputs, heldout_batches, writer, total_steps, config.patience, log)
-        fetches = {"train": train_op, "loss": total_loss, "good": inputs["good"], "center": inputs["center"]}
+        fetches = {"train": train_op, "loss": total_loss, "good": inputs["good"], "context": inputs["ctx_ids"]}
         while step < total_steps:
             t0 = time.perf_counter()
             try:
@@ -131,7 +131,7 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
             train_seconds += time.perf_counter() - t0
             step += 1
             tokens += int(np.count_nonzero(out["good"])) * 2
-            pairs_seen += int(out["center"].size)
+            context_width += out["context"].shape[2]
             if want_summary:
                 writer.add_summary(out["summary"], step)
             if bar is not None:
@@ -157,7 +157,7 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
     probe = evaluation.frequency_probe(*evaluation.probe_sets(maker, heldout_batches), vocab.counts)
     throughput = tokens / max(train_seconds, 1e-9) if tokens else None
     steps_run = max(step - start, 1)
-    perf = performance(model_config, config, data.train, throughput, pairs_seen / steps_run, log) \
+    perf = performance(model_config, config, data.train, throughput, context_width / steps_run, log) \
         if throughput and measure_speed else {}
     summary = {
         "steps": step, "total_steps": total_steps, "resumed_from": start,
