@@ -125,10 +125,10 @@ ContextWindows = collections.namedtuple(
     "ContextWindows", ["inputs", "outputs", "output_ids", "scores", "weights", "loss", "pairs"])
 ContextWindows.__doc__ = """What `context_windows` returns (B sentences of T words, a pool of P noise words each).
 
-inputs: [B, T, dim] the words' input vectors (the embedding); output_ids: int32 [B, T + P] the
-words then the noise words; outputs: [B, T + P, dim] their output vectors; scores: [B, T, T + P]
-input i . output j; weights: [B, T, T + P] the weight of each score in the summed loss, as a
-real pair (j < T: 1 or 0) or as noise (j >= T: the pairs i is the input of x negatives / P);
+inputs: [B, T, dim] the words' input vectors (the embedding); output_ids: int32 [B, P + T] the
+noise words then the words; outputs: [B, P + T, dim] their output vectors; scores: [B, T, P + T]
+input i . output j; weights: [B, T, P + T] the weight of each score in the summed loss, as
+noise (j < P: the pairs i is the input of x negatives / P) or as a real pair (j >= P: 1 or 0);
 loss: float32 scalar, the summed pair losses; pairs: their number (float32).
 """
 
@@ -143,12 +143,12 @@ def context_windows(table, output, ids, reach, negatives, negatives_per_pair: in
     plus, for noise, `negatives_per_pair` / P times the sum over the pool of softplus(input i .
     noise), which is the expectation of drawing `negatives_per_pair` noise words per pair from the
     pool. Sharing noise words (HogBatch, Ji et al. 2016, shares them within a window) makes all
-    scores of a sentence one matrix product ([T, dim] x [dim, T + P]) and gathers rows once per
+    scores of a sentence one matrix product ([T, dim] x [dim, P + T]) and gathers rows once per
     word, not once per pair. Either table may be partitioned."""
     output_ids, weights, labels, pairs = context_targets(ids, reach, negatives, negatives_per_pair)
     inputs = tf.nn.embedding_lookup(table, ids)  # [B, T, d]
-    outputs = tf.nn.embedding_lookup(output, output_ids)  # [B, T + P, d]
-    scores = tf.matmul(inputs, outputs, transpose_b=True)  # [B, i, T + P]
+    outputs = tf.nn.embedding_lookup(output, output_ids)  # [B, P + T, d]
+    scores = tf.matmul(inputs, outputs, transpose_b=True)  # [B, i, P + T]
     # a real pair's loss is softplus(-score), a noise pair's softplus(score)
     loss = tf.reduce_sum(tf.nn.softplus(scores * (1.0 - 2.0 * labels)) * weights)
     return ContextWindows(inputs, outputs, output_ids, scores, weights, loss, pairs)
@@ -156,9 +156,10 @@ def context_windows(table, output, ids, reach, negatives, negatives_per_pair: in
 
 def context_targets(ids, reach, negatives, negatives_per_pair: int):
     """What `context_windows` scores, from the inputs alone (no variable): (output_ids int32
-    [..., T + P], weights float32 [..., T, T + P], labels float32 [..., 1, T + P] (1.0 for the
-    words, 0.0 for the noise), pairs float32 scalar). Any leading dimensions."""
-    output_ids = tf.concat([ids, negatives], axis=-1)
+    [..., P + T], weights float32 [..., T, P + T], labels float32 [..., 1, P + T] (0.0 for the
+    noise, 1.0 for the words), pairs float32 scalar). Any leading dimensions; the first
+    columns are the noise words', so the words' first w positions are [..., :w, :P + w]."""
+    output_ids = tf.concat([negatives, ids], axis=-1)
     width = tf.shape(ids)[-1]
     pool = tf.shape(negatives)[-1]
     position = tf.range(width)
@@ -167,6 +168,6 @@ def context_targets(ids, reach, negatives, negatives_per_pair: int):
     real = tf.cast(tf.logical_and(pair, (ids > 0)[..., :, None]), tf.float32)
     uses = tf.reduce_sum(real, axis=-1, keepdims=True)  # [..., i, 1]: pairs i is the input of
     noise_weight = uses * (float(negatives_per_pair) / tf.cast(tf.maximum(pool, 1), tf.float32))
-    weights = tf.concat([real, noise_weight * tf.ones_like(negatives[..., None, :], tf.float32)], axis=-1)
-    labels = tf.concat([tf.ones_like(ids, tf.float32), tf.zeros_like(negatives, tf.float32)], axis=-1)
+    weights = tf.concat([noise_weight * tf.ones_like(negatives[..., None, :], tf.float32), real], axis=-1)
+    labels = tf.concat([tf.zeros_like(negatives, tf.float32), tf.ones_like(ids, tf.float32)], axis=-1)
     return output_ids, weights, labels[..., None, :], tf.reduce_sum(uses)

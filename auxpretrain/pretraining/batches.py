@@ -64,16 +64,15 @@ class BatchMaker:
         ok = corrupted.ok
         batch = {"good": ids[ok], "bad": corrupted.bad[ok], "changed": corrupted.changed[ok]}
         if self.want_context:
-            passes = [ids] + [self.data.batch(more, self.model_config.max_length)[0] for more in context_index]
-            windows = [self.context_windows(p, rng) for p in passes]
-            width = max(w[0].shape[1] for w in windows)
-            rows = max(w[0].shape[0] for w in windows)
-            ctx = np.zeros((len(windows), rows, width), np.int32)
-            reach = np.zeros((len(windows), rows, width), np.int32)
-            negatives = np.zeros((len(windows), rows, self.config.noise_pool), np.int32)
-            for p, (w_ids, w_reach, w_neg) in enumerate(windows):
-                n, t = w_ids.shape
-                ctx[p, :n, :t], reach[p, :n, :t], negatives[p, :n] = w_ids, w_reach, w_neg
+            words = ids
+            if len(context_index):  # the passes' sentences, one array (rows: pass after pass)
+                more = self.data.batch(np.concatenate(list(context_index)), self.model_config.max_length)[0]
+                width = max(ids.shape[1], more.shape[1])
+                words = np.concatenate([np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in (ids, more)])
+            kept, reach, negatives = self.context_windows(words, rng)
+            passes = 1 + len(context_index)
+            ctx, reach = (a.reshape(passes, len(index), -1) for a in (kept, reach))
+            negatives = negatives.reshape(passes, len(index), -1)
         else:
             ctx = reach = np.zeros((1, 0, 0), np.int32)
             negatives = np.zeros((1, 0, self.config.noise_pool), np.int32)

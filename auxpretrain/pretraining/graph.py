@@ -65,22 +65,30 @@ def _context_loop(model, context_lr, negatives: int):
     output_ids, weights, labels, pairs = context_targets(ids, reach, noise, negatives)
     scale = -context_lr * model.context_weight
     embedding, output = model.encoder.embedding_table, model.context_table
-    dim = int(model.context_table.shape[-1])
+
+    pool = tf.shape(noise)[-1]
+    # each pass's width: its longest sentence (kept words are left-aligned)
+    widths = tf.reduce_max(tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=-1), axis=-1)
 
     def body(i, loss):
-        inputs_i = tf.nn.embedding_lookup(embedding, ids[i])  # [B, T, d]
-        outputs_i = tf.nn.embedding_lookup(output, output_ids[i])  # [B, T + P, d]
-        probability = tf.sigmoid(tf.matmul(inputs_i, outputs_i, transpose_b=True))  # [B, i, T + P]
-        # d loss / d score: probability - 1 for a real pair, probability for noise; times -lr
-        step = (weights[i] * scale) * (probability - labels[i])
+        w = widths[i]
+        ids_i = ids[i, :, :w]
+        output_ids_i = output_ids[i, :, :pool + w]
+        weights_i, labels_i = weights[i, :, :w, :pool + w], labels[i, :, :, :pool + w]
+        inputs_i = tf.nn.embedding_lookup(embedding, ids_i)  # [B, w, d]
+        outputs_i = tf.nn.embedding_lookup(output, output_ids_i)  # [B, P + w, d]
+        probability = tf.sigmoid(tf.matmul(inputs_i, outputs_i, transpose_b=True))  # [B, i, P + w]
+        # d loss / d score: probability for noise, probability - 1 for a real pair; times -lr
+        step = (weights_i * scale) * (probability - labels_i)
         d_in = tf.matmul(step, outputs_i)  # [B, i, d]: each word's input-vector update
-        d_out = tf.matmul(step, inputs_i, transpose_a=True)  # [B, T + P, d]: output vectors'
-        update = _add_rows([(embedding, tf.reshape(ids[i], [-1]), tf.reshape(d_in, [-1, dim])),
-                            (output, tf.reshape(output_ids[i], [-1]), tf.reshape(d_out, [-1, dim]))])
+        d_out = tf.matmul(step, inputs_i, transpose_a=True)  # [B, P + w, d]: output vectors'
+        # the rows of words, not of padding (a scatter costs per row, zeros included)
+        update = _add_rows([(table, tf.boolean_mask(rows, rows > 0), tf.boolean_mask(delta, rows > 0))
+                            for table, rows, delta in ((embedding, ids_i, d_in), (output, output_ids_i, d_out))])
         # the pairs' loss as the update saw it: -log of the probability of the right label
-        right = tf.abs(probability - 1.0 + labels[i])
+        right = tf.abs(probability - 1.0 + labels_i)
         with tf.control_dependencies([update]):  # the next pass reads what this one wrote
-            return i + 1, loss - tf.reduce_sum(weights[i] * tf.math.log(tf.maximum(right, 1e-30)))
+            return i + 1, loss - tf.reduce_sum(weights_i * tf.math.log(tf.maximum(right, 1e-30)))
 
     _, loss = tf.while_loop(lambda i, _: i < tf.shape(ids)[0], body, [tf.constant(0), tf.constant(0.0)],
                             parallel_iterations=1, name="context_updates")
