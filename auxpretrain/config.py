@@ -231,6 +231,10 @@ class PretrainConfig:
                                  "`negatives` per pair); 40 is about the noise words a window-shared draw "
                                  "(HogBatch) gives a sentence")
     negatives_alpha: float = _field(0.75, "context objective: noise words ~ unigram count ** alpha")
+    deterministic: bool = _field(False, "context objective: sum each row's updates before adding them, so that "
+                                        "runs of the same seed give bit-identical weights (otherwise "
+                                        "TensorFlow adds a row's repeats in no fixed order: ~1e-6 apart after "
+                                        "60 steps); steps are ~25% slower")
     subsample: float = _field(1e-4, "context objective: word2vec's frequent-word subsampling (0: off)")
     heldout_fraction: float = _field(0.02, "sentences held out for evaluation")
     min_heldout: int = _field(50, "fewer held-out sentences than this is an error")

@@ -203,7 +203,7 @@ def test_each_context_pass_covers_the_sentences_once_an_epoch_in_its_own_order(c
     assert dict(zip(INPUT_SPECS, next(single.stream(0, 1))))["ctx_ids"].shape[0] == 1
 
 
-def _tables_after(model_config, feeds, context_lr=0.5, partitioner=None, start=None):
+def _tables_after(model_config, feeds, context_lr=0.5, partitioner=None, start=None, deterministic=False):
     """(the two context tables before, after) one train step per feed, context objective alone;
     the tables start at `start` (two arrays) or at random values (seeded)."""
     import tensorflow as tf
@@ -221,7 +221,8 @@ def _tables_after(model_config, feeds, context_lr=0.5, partitioner=None, start=N
         inputs = {n: tf1.placeholder(d, s, name=n) for n, (d, s) in INPUT_SPECS.items()}
         model = build_pretrain_model(inputs, model_config, {"context": 1.0}, True, seed=0,
                                      partitioner=partitioner, negatives=3)
-        op, _ = build_train_op(model, 1e-3, context_lr, 5.0, tf1.train.get_or_create_global_step(), 3)
+        op, _ = build_train_op(model, 1e-3, context_lr, 5.0, tf1.train.get_or_create_global_step(), 3,
+                               deterministic)
         tables = [table_parts(t) for t in (model.encoder.embedding_table, model.context_table)]
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
@@ -279,3 +280,23 @@ def test_context_update_is_minus_lr_times_the_loss_gradient_on_sharded_tables_to
                                partitioner=tf1.fixed_size_partitioner(3), start=before)
     for a, s in zip(after, sharded):
         np.testing.assert_allclose(a, s, rtol=1e-5, atol=1e-6)
+
+
+def test_deterministic_updates_are_the_same_updates(corpus):
+    """--deterministic sums each row's deltas before adding them: the same update (to float
+    rounding), and two runs give the same bits."""
+    import tensorflow as tf
+
+    maker, model_config, _ = _maker(corpus, context_passes=2, subsample=0.0, noise_pool=23)
+    batch = dict(zip(__import__("auxpretrain.model.objectives", fromlist=["INPUT_SPECS"]).INPUT_SPECS,
+                     next(maker.stream(0, 1))))
+    assert len(np.unique(batch["ctx_negatives"])) < batch["ctx_negatives"].size  # repeated rows
+    start, plain = _tables_after(model_config, [batch])
+    _, exact = _tables_after(model_config, [batch], start=start, deterministic=True)
+    _, again = _tables_after(model_config, [batch], start=start, deterministic=True)
+    _, sharded = _tables_after(model_config, [batch], start=start, deterministic=True,
+                               partitioner=tf.compat.v1.fixed_size_partitioner(2))
+    for p, e, a, s in zip(plain, exact, again, sharded):
+        np.testing.assert_allclose(e, p, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(e, a)
+        np.testing.assert_allclose(s, e, rtol=1e-5, atol=1e-6)

@@ -15,7 +15,7 @@ SECTIONS = {"model": ModelConfig, "pretrain": PretrainConfig, "corruption": Corr
             "corpus": CorpusConfig}
 MODEL_FLAGS = ("embedding_size", "num_layers", "hidden_size", "activation", "pooling", "max_length")
 PRETRAIN_FLAGS = ("epochs", "max_steps", "batch_size", "learning_rate", "seed", "context_passes",
-                  "context_window", "eval_every", "checkpoint_every", "patience")
+                  "context_window", "eval_every", "checkpoint_every", "patience", "deterministic")
 
 
 def add_pretrain(sub) -> None:
@@ -48,6 +48,8 @@ def add_pretrain(sub) -> None:
                    help="start the embedding from word2vec/GloVe vectors (text or binary)")
     for name in ("eval_every", "checkpoint_every", "patience"):
         flags.add(p, PretrainConfig, name)
+    flags.switch(p, PretrainConfig, "deterministic", "--deterministic", True,
+                 "bit-identical runs for a seed: sum each row's context updates before adding them (~25%% slower)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--wait-for-workers", type=float, default=300.0, metavar="SECONDS",
                    help="cluster runs (TF_CONFIG): how long the chief waits at the end for the other "

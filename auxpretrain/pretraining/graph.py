@@ -16,7 +16,8 @@ from auxpretrain.pretraining.batches import BatchMaker
 tf1 = tf.compat.v1
 
 
-def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negatives: int = 5):
+def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negatives: int = 5,
+                   deterministic: bool = False):
     """Adam (clipped) on the non-context objectives; word2vec's SGD on the context windows.
 
     The context objective's passes (`inputs["ctx_*"]`, [passes, sentences, ...]) are SGD
@@ -24,7 +25,9 @@ def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negativ
     word2vec's sequential updates do (one summed update over several passes' pairs diverges:
     frequent words' rows get too many at once). The updates add each pair's gradient to its
     rows directly (no optimizer, no tf.gradients): the two batched products of
-    `context_windows` give every row's gradient.
+    `context_windows` give every row's gradient. `deterministic`: each row's deltas are summed
+    before they are added (TensorFlow's scatter adds a row's repeats in parallel, in no fixed
+    order), so that runs are bit-identical; steps are ~25% slower.
 
     -> (train op, the context loss per pair over the step as each update saw it before
     applying, or None without the context objective)."""
@@ -50,13 +53,13 @@ def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negativ
             writes_table = any(v is t for v in adam_vars for t in tables)
             after = sentence_ops if writes_table else sentence_grads
             with tf.control_dependencies(after):
-                loop, context_loss = _context_loop(model, context_lr, negatives)
+                loop, context_loss = _context_loop(model, context_lr, negatives, deterministic)
             context_ops.append(loop)
         with tf.control_dependencies(sentence_ops + context_ops):
             return tf1.assign_add(global_step, 1), context_loss
 
 
-def _context_loop(model, context_lr, negatives: int):
+def _context_loop(model, context_lr, negatives: int, deterministic: bool):
     """The context objective's sequential SGD updates (see `build_train_op`) as one while loop
     over the passes. -> (loop op, loss per pair)."""
     inputs = model.inputs
@@ -84,7 +87,8 @@ def _context_loop(model, context_lr, negatives: int):
         d_out = tf.matmul(step, inputs_i, transpose_a=True)  # [B, P + w, d]: output vectors'
         # the rows of words, not of padding (a scatter costs per row, zeros included)
         update = _add_rows([(table, tf.boolean_mask(rows, rows > 0), tf.boolean_mask(delta, rows > 0))
-                            for table, rows, delta in ((embedding, ids_i, d_in), (output, output_ids_i, d_out))])
+                            for table, rows, delta in ((embedding, ids_i, d_in), (output, output_ids_i, d_out))],
+                           deterministic)
         # the pairs' loss as the update saw it: -log of the probability of the right label
         right = tf.abs(probability - 1.0 + labels_i)
         with tf.control_dependencies([update]):  # the next pass reads what this one wrote
@@ -95,11 +99,15 @@ def _context_loop(model, context_lr, negatives: int):
     return loss.op, loss / tf.maximum(pairs, 1.0)
 
 
-def _add_rows(updates):
+def _add_rows(updates, deterministic: bool = False):
     """One op adding each (table, row ids, deltas) of `updates` to its rows (duplicate ids add
-    up); a partitioned table gets one scatter per part (rows split as its parts hold them)."""
+    up, in a fixed order when `deterministic`); a partitioned table gets one scatter per part
+    (rows split as its parts hold them)."""
     ops = []
     for table, ids, deltas in updates:
+        if deterministic:  # one delta a row: TensorFlow's scatter adds repeated rows in no fixed order
+            ids, where = tf.unique(ids)
+            deltas = tf.math.unsorted_segment_sum(deltas, where, tf.shape(ids)[0])
         parts = table_parts(table)
         if len(parts) == 1:
             ops.append(parts[0].scatter_add(tf.IndexedSlices(deltas, ids)))
@@ -151,7 +159,7 @@ def build_train_graph(maker: BatchMaker, model_config: ModelConfig, config: Pret
         tf.maximum(0.0, (total_steps - step_f) / max(total_steps - warm, 1.0)))
     decay = tf.maximum(1e-4, 1.0 - step_f / float(total_steps))
     train_op, context_loss = build_train_op(model, lr, config.context_learning_rate * decay, config.clip_norm,
-                                            global_step, config.negatives)
+                                            global_step, config.negatives, config.deterministic)
     # the training losses: the context loss as the train op computed it (not once more)
     losses = dict(model.losses, **({"context": context_loss} if context_loss is not None else {}))
     total_loss = tf.add_n([config.objectives[k] * v for k, v in sorted(losses.items())])

@@ -5,7 +5,9 @@ alone (so that both see the same load on a shared machine)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import time
 from typing import Dict, Optional
 
@@ -61,7 +63,8 @@ def _step_graph(model_config: ModelConfig, config: PretrainConfig, shapes: Dict[
         model = build_pretrain_model(inputs, model_config, config.objectives,
                                      config.embedding_from_context_only, negatives=config.negatives)
         step = tf1.train.get_or_create_global_step()
-        train_op, _ = build_train_op(model, 1e-3, 0.025, config.clip_norm, step, config.negatives)
+        train_op, _ = build_train_op(model, 1e-3, 0.025, config.clip_norm, step, config.negatives,
+                                     config.deterministic)
     return graph, inputs, train_op
 
 
@@ -75,10 +78,11 @@ def _count_flops(graph, train_op) -> Dict[str, float]:
         tf1.import_graph_def(used, name="")
         opts = tf1.profiler.ProfileOptionBuilder.float_operation()
         opts["output"] = "none"
-        total = tf1.profiler.profile(counted, options=opts).total_float_ops
         fwd_opts = dict(opts)
         fwd_opts["hide_name_regexes"] = [".*gradients.*", "train/.*"]
-        forward = tf1.profiler.profile(counted, options=fwd_opts).total_float_ops
+        with contextlib.redirect_stderr(io.StringIO()):  # "N ops no flops stats ...": shape-only ops
+            total = tf1.profiler.profile(counted, options=opts).total_float_ops
+            forward = tf1.profiler.profile(counted, options=fwd_opts).total_float_ops
     return {"step_flops": float(total), "forward_flops": float(forward)}
 
 

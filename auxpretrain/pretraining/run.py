@@ -131,7 +131,7 @@ def pretrain(corpus: Sequence[str], out_dir: str, model_overrides: Mapping[str, 
             train_seconds += time.perf_counter() - t0
             step += 1
             tokens += int(np.count_nonzero(out["good"])) * 2
-            context_width += out["context"].shape[2]
+            context_width += (out["context"] > 0).sum(-1).max(-1, initial=0).mean()  # the passes' widths
             if want_summary:
                 writer.add_summary(out["summary"], step)
             if bar is not None:
