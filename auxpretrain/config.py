@@ -223,7 +223,11 @@ class CorpusConfig(_Config):
     max_vocab: Optional[int] = _field(50_000, "vocabulary size cap, the 2 special tokens included "
                                               "(None: no cap)")
     split_sample_chars: int = _field(2_000_000, "characters of the corpus that NLTK Punkt is trained "
-                                                "on when no punkt data is installed")
+                                                "on when it is trained (--train-splitter, or text that "
+                                                "does not look English)")
+    train_splitter: bool = _field(False, "train the sentence splitter (Punkt) on the corpus instead of "
+                                         "using the English parameters the package ships (text that does "
+                                         "not look English is always trained on)")
 
     def __post_init__(self):
         _check_types(self)
@@ -270,18 +274,25 @@ class PretrainConfig(_Config):
                                               "layer names or all (the sentence-objective convolutions "
                                               "transferred negatively, docs/results.md)")
     batch_size: int = _field(64, "good sentences per batch (each also yields one bad copy)")
-    epochs: float = _field(5.0, "passes over the training sentences (word2vec's default)")
+    epochs: float = _field(1.0, "passes over the training sentences of the sentence-level objectives (the "
+                                "context objective makes context_passes per epoch); 1 keeps the default "
+                                "run under 2 minutes on 2 cores: 5 scored 0.806 held-out pairwise "
+                                "accuracy instead of ~0.72, with the same transfer gain (docs/results.md)")
     max_steps: int = _field(0, "stop after this many steps (0: epochs decide)")
     learning_rate: float = _field(1e-3, "Adam peak learning rate")
     warmup_steps: int = _field(100, "linear warm-up, then linear decay to 0 at the last step")
     clip_norm: float = _field(5.0, "global gradient norm clip")
     context_learning_rate: float = _field(0.025, "context objective: SGD rate per pair (word2vec's alpha)")
-    context_passes: int = _field(4, "context objective: passes over the corpus per epoch (each step takes "
-                                    "its pairs from this many batches, each pass in its own order); word "
-                                    "vectors from ~800k words need ~20 passes, the sentence layers 5")
+    context_passes: int = _field(20, "context objective: passes over the corpus per epoch (each step takes "
+                                     "its pairs from this many batches, one SGD update each, each pass in its "
+                                     "own order); word vectors from ~800k words need ~20 passes")
     context_window: int = _field(15, "context objective: max distance of a (word, neighbour) pair; wide "
                                      "windows put words of the same sentiment together")
     negatives: int = _field(5, "context objective: noise words per real pair")
+    noise_pool: int = _field(40, "context objective: noise words drawn per sentence and shared by its pairs, "
+                                 "each pair counting `negatives` of them (the expectation of drawing "
+                                 "`negatives` per pair); 40 is about the noise words a window-shared draw "
+                                 "(HogBatch) gives a sentence")
     negatives_alpha: float = _field(0.75, "context objective: noise words ~ unigram count ** alpha")
     subsample: float = _field(1e-4, "context objective: word2vec's frequent-word subsampling (0: off)")
     heldout_fraction: float = _field(0.02, "sentences held out for evaluation")
@@ -295,7 +306,7 @@ class PretrainConfig(_Config):
     deterministic: bool = _field(False, "sum the repeated rows of the context objective's sparse updates "
                                         "before applying them (TensorFlow adds them in a varying order): two "
                                         "runs, and a resumed run and an uninterrupted one, end bit-identical, "
-                                        "for about 17% more CPU a step")
+                                        "for slower steps (benchmarks.determinism measures how much)")
 
     def __post_init__(self):
         _check_types(self)
@@ -303,7 +314,7 @@ class PretrainConfig(_Config):
         for name, weight in self.objectives.items():
             _check(name in OBJECTIVES, f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
             _check(weight >= 0, f"weight of objective {name!r} must be >= 0")
-        for name in ("batch_size", "context_passes", "context_window", "negatives", "eval_every",
+        for name in ("batch_size", "context_passes", "context_window", "negatives", "noise_pool", "eval_every",
                      "checkpoint_every", "keep_checkpoints", "min_heldout"):
             _check(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         _check(self.epochs >= 0, f"--epochs must be >= 0, got {self.epochs:g}")

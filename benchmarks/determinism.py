@@ -3,7 +3,7 @@
 The context objective's sparse SGD updates repeat rows (frequent words); TensorFlow's CPU
 scatter adds a repeated row's updates in a varying order, so two runs of the same command
 drift apart from the first step. `--deterministic` (`PretrainConfig.deterministic`,
-`pretraining.graph.sum_repeated_rows`) sums a row's updates first (each row is then written
+`pretraining.graph._add_rows`) sums a row's updates first (each row is then written
 once). This times training steps of two graphs of the same configuration (the defaults of
 `PretrainConfig` and `ModelConfig` unless told), repeated rows summed (deterministic) and not
 (the default), in sessions that alternate in one process, so that the load of a shared

@@ -24,13 +24,14 @@ COST = {
     "ft_expected_epochs": 6,  # early stopping: best epoch ~2-4 + patience 3
     "frozen_s": 6.0,  # frozen encoder: cache the pooled vectors once, train the head
     "tfidf_ms_per_example": 1.5,  # all C values
-    "pretrain_step_s": 0.45,  # default objectives, batch 64
-    "context_step_s": 0.06,  # context objective alone (no convolution in the loss)
+    "pretrain_step_s": 0.15,  # default objectives: batch 64 and 20 context passes
+    "context_step_s": 0.09,  # context objective alone, 20 passes (no convolution in the loss)
     "pretrain_overhead_s": 45.0,  # corpus pass, held-out batches, probe, profiler, matmul peak
     "steps_per_epoch": 551,  # demo corpus (36k sentences) / batch 64
     "word2vec_s": 45.0,  # tokenizing + 5 epochs of gensim skip-gram
     "corpus_s": 15.0,
     "corruption_round_s": 25.0,
+    "word_vectors_s": 240.0,  # our context objective and gensim, 20 passes each, and the probes
     "restore_s_per_million_rows_x300": 40.0,  # writing the export + repeats of both restores
 }
 
@@ -85,6 +86,8 @@ def estimate(b: Bench, stages: Sequence[str]) -> Dict[str, float]:
             (p.corruption_sentences or 30000) / 30000) * (1 + p.corruption_copies) / 6
     if "pretrain" in stages or need_default:
         out["pretrain"] = pretrain_seconds(PretrainConfig().objectives, default_steps, scale) if need_default else 0
+    if "word_vectors" in stages and not b.results.get("word_vectors"):
+        out["word_vectors"] = COST["word_vectors_s"]
     if "objectives" in stages:
         done = {objective_key(r) for r in b.results.get("objectives", [])}
         seconds = 0.0

@@ -130,6 +130,8 @@ def pretrain_record(summary: Mapping[str, Any], wall: Optional[float], source: s
         "model_gflops": summary.get("model_gflops"),
         "peak_gflops": summary.get("peak_gflops"),
         "mfu": summary.get("mfu"),
+        "sentence_gflops": summary.get("sentence_gflops"),
+        "sentence_mfu": summary.get("sentence_mfu"),
         "heldout_accuracy": heldout.get("accuracy"),
         "heldout_pairwise_accuracy": heldout.get("pairwise_accuracy"),
         "frequency_probe_accuracy": probe.get("single_accuracy"),

@@ -19,7 +19,8 @@ the same for several --max-vocab values. With --baseline DIR, the corpus sizes a
 another copy of the package (e.g. the version that kept the corpus in memory). Finally, in
 this process, the time to read a batch of 64 sentences from the disk-backed ids against the
 same batch from memory (now, and as the in-memory code did it before), and the time of a whole
-input batch (corruption and context pairs included), over batches of the epoch order.
+input batch (corruption and the context windows of all of a step's passes included), over
+batches of the epoch order.
 
 Timings are wall-clock on a shared machine: see the load averages recorded with each run.
 
@@ -184,20 +185,22 @@ def input_timing(run_dir: str, corpus: str, batches: int = 300, in_memory: bool 
     model = ModelConfig(vocab_size=len(vocab))
     maker = BatchMaker(data.train, vocab, model, config, CorruptionConfig())
     order = maker.epoch_order(0)[:batches]
+    extra = [maker.epoch_order(0, k)[:batches] for k in range(1, config.context_passes)]
 
     def per_batch(fn) -> float:
         t0 = time.perf_counter()
-        for index in order:
-            fn(index)
+        for j, index in enumerate(order):
+            fn(j, index)
         return round(1000 * (time.perf_counter() - t0) / len(order), 3)
 
-    out = {"disk_read_ms": per_batch(lambda i: data.train.batch(i, model.max_length))}
+    out = {"disk_read_ms": per_batch(lambda j, i: data.train.batch(i, model.max_length))}
     rng = np.random.default_rng(0)
-    out["input_batch_ms"] = per_batch(lambda i: maker.make(i, rng))
+    # a step's whole input: its batch, its corruption, the context windows of all its passes
+    out["input_batch_ms"] = per_batch(lambda j, i: maker.make(i, rng, [e[j] for e in extra]))
     if in_memory:
         memory = data.train.to_memory()
-        out["memory_read_ms"] = per_batch(lambda i: memory.batch(i, model.max_length))
-        out["memory_read_before_ms"] = per_batch(lambda i: _batch_before(memory, i, model.max_length))
+        out["memory_read_ms"] = per_batch(lambda j, i: memory.batch(i, model.max_length))
+        out["memory_read_before_ms"] = per_batch(lambda j, i: _batch_before(memory, i, model.max_length))
     return out
 
 

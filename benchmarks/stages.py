@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
 
 from benchmarks.estimate import fmt_minutes
 from auxpretrain.files import atomic_write_text
-from benchmarks.profiles import ALL, DEFAULT_VARIANT
+from benchmarks.profiles import ALL, DEFAULT_VARIANT, DEMO_COPIES
 from benchmarks.results import curve_key, objective_key, upsert
 
 if TYPE_CHECKING:
@@ -56,11 +56,14 @@ def stage_corruption(b: Bench) -> None:
     p = b.profile
     work = os.path.join(b.out, "corruption")
     os.makedirs(work, exist_ok=True)
+    demo, demo_big, demo_paragraphs = bc.demo_files(work, DEMO_COPIES)
+    splitter = SentenceSplitter.from_sample(demo_paragraphs)
+    demo_sentences = [s for par in demo_paragraphs for s in splitter.split(par)]
     paragraphs, source = bc.wikipedia_paragraphs()
-    splitter = SentenceSplitter.from_sample(paragraphs)
     sentences = [s for par in paragraphs for s in splitter.split(par)]
     if p.corruption_sentences:
         sentences = sentences[:p.corruption_sentences]
+        demo_sentences = demo_sentences[:p.corruption_sentences]
     path = os.path.join(work, "wiki_sentences.txt")
     atomic_write_text(path, "\n".join(sentences) + "\n")
     big = os.path.join(work, f"wiki_sentences_x{p.corruption_copies}.txt")
@@ -68,47 +71,72 @@ def stage_corruption(b: Bench) -> None:
     out = os.path.join(work, "pairs.jsonl")
 
     core, vocab_size, tokens = bc.bench_core(sentences, p.corruption_repeats, 8192)
-    in_process = cli = cli_big = None
+    best: Dict[str, Dict[str, Any]] = {}
     nlpaug: Dict[str, Dict[str, Any]] = {}
+
+    def keep(name, seconds, pairs, **extra):
+        if name not in best or seconds < best[name]["seconds"]:
+            best[name] = dict(extra, seconds=seconds, pairs=pairs)
+
     for _ in range(p.corruption_rounds):  # interleaved: a change of load hits every tool
         seconds, report = bc.timed(lambda: write_pairs([path], out, split=False))
-        if in_process is None or seconds < in_process["seconds"]:
-            in_process = {"seconds": seconds, "pairs": report.pairs}
-        r = bc.bench_cli(path, out, ["--no-split"])
-        if cli is None or r["seconds"] < cli["seconds"]:
-            cli = r
-        r = bc.bench_cli(big, out, ["--no-split"])
-        if cli_big is None or r["seconds"] < cli_big["seconds"]:
-            cli_big = r
+        keep("in_process", seconds, report.pairs)
+        for name, file, extra in (("demo", demo, []), ("demo_big", demo_big, []),
+                                  ("cli", path, ["--no-split"]), ("cli_big", big, ["--no-split"])):
+            r = bc.bench_cli(file, out, extra)
+            keep(name, r["seconds"], r["pairs"], peak_rss_mb=r.get("peak_rss_mb"), summary=r["summary"])
         for name, kwargs in (("defaults", {}), ("one_swap", {"aug_min": 1, "aug_max": 1})):
-            r = bc.bench_nlpaug(sentences, **kwargs)
+            r = bc.bench_nlpaug(demo_sentences, **kwargs)
             if name not in nlpaug or r["seconds"] < nlpaug[name]["seconds"]:
                 nlpaug[name] = r
     best_nlpaug = max(r["sentences_per_s"] for r in nlpaug.values())
-    pairs_per_s = in_process["pairs"] / in_process["seconds"]
+    rate = {name: r["pairs"] / r["seconds"] for name, r in best.items()}
     default_core = core["replace+swap (default)"]
     b.results["corruption"] = {
         "sentences": len(sentences), "tokens": tokens, "vocab_size": vocab_size, "source": source,
-        "pairs_per_s": round(pairs_per_s, 1),
-        "pairs_per_s_note": "corpus.write_pairs in process, text file -> pairs file, import excluded (as nlpaug)",
+        "demo_paragraphs": len(demo_paragraphs), "demo_sentences": len(demo_sentences),
+        "splitter": splitter.source,
+        "demo_pairs_per_s": round(rate["demo"], 1), "demo_pairs": best["demo"]["pairs"],
+        "demo_big_pairs_per_s": round(rate["demo_big"], 1), "demo_big_pairs": best["demo_big"]["pairs"],
+        "demo_copies": DEMO_COPIES, "demo_summary": best["demo"]["summary"],
+        "ratio_vs_nlpaug": round(rate["demo"] / best_nlpaug, 2),
+        "ratio_vs_nlpaug_big": round(rate["demo_big"] / best_nlpaug, 2),
+        "pairs_per_s": round(rate["in_process"], 1),
+        "pairs_per_s_note": "corpus.write_pairs in process, sentence file -> pairs file, import excluded (as nlpaug)",
         "nlpaug_per_s": round(best_nlpaug, 1),
         "nlpaug": {k: {"sentences_per_s": round(v["sentences_per_s"], 1), "seconds": round(v["seconds"], 3),
                        "settings": v["settings"]} for k, v in nlpaug.items()},
-        "ratio_vs_nlpaug": round(pairs_per_s / best_nlpaug, 2),
-        "cli_pairs_per_s": round(cli["pairs"] / cli["seconds"], 1),
-        "cli_pairs_per_s_copies": round(cli_big["pairs"] / cli_big["seconds"], 1),
+        "cli_pairs_per_s": round(rate["cli"], 1),
+        "cli_pairs_per_s_copies": round(rate["cli_big"], 1),
         "copies": p.corruption_copies,
-        "cli_peak_rss_mb": cli_big.get("peak_rss_mb"),
+        "cli_peak_rss_mb": best["cli_big"].get("peak_rss_mb"),
         "ids_pairs_per_s": round(default_core["pairs_per_s"], 1),
         "ids_by_setting": {k: round(v["pairs_per_s"], 1) for k, v in core.items()},
         "rounds": p.corruption_rounds,
     }
     b.save()
     c = b.results["corruption"]
-    b.say(f"corruption: {c['pairs_per_s']:,.0f} pairs/s text -> pairs in process "
-          f"({c['ratio_vs_nlpaug']:.1f}x nlpaug's {c['nlpaug_per_s']:,.0f}/s), whole CLI process "
-          f"{c['cli_pairs_per_s']:,.0f}/s (x{p.corruption_copies} file {c['cli_pairs_per_s_copies']:,.0f}/s), "
-          f"encoded ids {c['ids_pairs_per_s']:,.0f}/s; {len(sentences):,} Wikipedia sentences")
+    b.say(f"corruption: whole `auxpretrain corrupt` process on the demo text (paragraphs, split): "
+          f"{c['demo_pairs_per_s']:,.0f} pairs/s ({c['ratio_vs_nlpaug']:.1f}x nlpaug's {c['nlpaug_per_s']:,.0f} "
+          f"sentences/s on the same sentences; x{DEMO_COPIES} text {c['demo_big_pairs_per_s']:,.0f}/s, "
+          f"{c['ratio_vs_nlpaug_big']:.1f}x); sentence file in process {c['pairs_per_s']:,.0f}/s, "
+          f"encoded ids {c['ids_pairs_per_s']:,.0f}/s")
+
+
+def stage_word_vectors(b: Bench) -> None:
+    """The context objective alone against gensim word2vec at the same settings (speed and
+    word-vector quality), one run each, side by side."""
+    if b.results.get("word_vectors") and not b.args.redo:
+        b.say("word_vectors: already measured (in results.json)")
+        return
+    from auxpretrain import PretrainConfig
+    from benchmarks.word_vectors import compare
+
+    config = PretrainConfig()
+    passes = b.profile.word_vector_passes or int(round(config.epochs * config.context_passes))
+    b.results["word_vectors"] = compare(b.corpus(), os.path.join(b.out, "word_vectors"), passes=passes,
+                                        say=b.say)
+    b.save()
 
 
 def stage_pretrain(b: Bench) -> None:
@@ -117,6 +145,8 @@ def stage_pretrain(b: Bench) -> None:
     b.say(f"pretrain: {export.path}: "
           + (f"{p['tokens_per_s']:,.0f} tokens/s" if p.get("tokens_per_s") else "no speed recorded")
           + (f", model {p['model_gflops']:.1f} GFLOP/s, MFU {100 * p['mfu']:.1f}%" if p.get("mfu") is not None else "")
+          + (f", the sentence part alone {100 * p['sentence_mfu']:.1f}%" if p.get("sentence_mfu") is not None else "")
+          + (f", {p['wall_seconds'] / 60:.1f} min wall" if p.get("wall_seconds") else "")
           + (f", held-out accuracy {p['heldout_accuracy']:.3f} (pairwise {p['heldout_pairwise_accuracy']:.3f})"
              if p.get("heldout_accuracy") is not None else "")
           + (f", frequency-only probe {p['frequency_probe_accuracy']:.3f}" if p.get("frequency_probe_accuracy")
@@ -336,5 +366,6 @@ def stage_restore(b: Bench) -> None:
 
 
 STAGE_FUNCS = {"corpus": stage_corpus, "corruption": stage_corruption, "pretrain": stage_pretrain,
+               "word_vectors": stage_word_vectors,
                "objectives": stage_objectives, "learning_curve": stage_learning_curve, "cache": stage_cache,
                "restore": stage_restore}

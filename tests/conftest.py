@@ -136,7 +136,8 @@ def pretrain_config(**kw):
     from auxpretrain.config import PretrainConfig
 
     base = dict(batch_size=16, max_steps=24, eval_every=12, checkpoint_every=8, warmup_steps=4,
-                heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, context_window=2, negatives=3)
+                heldout_fraction=0.1, min_heldout=20, learning_rate=5e-3, context_window=2, negatives=3,
+                noise_pool=7)
     base.update(kw)
     return PretrainConfig(**base)
 

@@ -18,7 +18,7 @@ from benchmarks.results import (SCHEMA_VERSION, aggregate, check_results, curve_
 from benchmarks.tables import format_objectives, format_speed, format_table, headline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMANDS = ("benchmark", "scaling", "corruption_speed", "probe_embeddings", "determinism")
+COMMANDS = ("benchmark", "scaling", "corruption_speed", "probe_embeddings", "determinism", "word_vectors")
 
 
 FULL = 9749
@@ -91,10 +91,15 @@ def test_results_schema_on_fabricated_rows(tmp_path):
     results["learning_curve"] = fabricated_rows()
     results["machine"] = {"cores": 2, "peak_gflops": 170.0}
     results["corruption"] = {"pairs_per_s": 5e5, "nlpaug_per_s": 1e4, "ids_pairs_per_s": 3e6,
-                             "ratio_vs_nlpaug": 50.0}
+                             "demo_pairs_per_s": 6.1e4, "ratio_vs_nlpaug": 6.1, "demo_big_pairs_per_s": 8.3e4,
+                             "ratio_vs_nlpaug_big": 8.3, "demo_copies": 4}
     results["pretrain"] = {"tokens_per_s": 7e4, "model_gflops": 40.0, "mfu": 0.24, "heldout_accuracy": 0.7,
-                           "frequency_probe_accuracy": 0.53, "wall_seconds": 600.0,
-                           "heldout_pairwise_accuracy": 0.85, "peak_gflops": 170.0}
+                           "frequency_probe_accuracy": 0.53, "wall_seconds": 93.0, "sentence_mfu": 0.47,
+                           "sentence_gflops": 80.0, "heldout_pairwise_accuracy": 0.85, "peak_gflops": 170.0}
+    results["word_vectors"] = {"settings": {"passes": 20, "gensim_workers": 2}, "speed_ratio": 2.5,
+                               "ours": {"tokens_per_s": 5e5, "probe": [0.7, 0.7, 0.69]},
+                               "gensim": {"tokens_per_s": 2e5, "probe": [0.7, 0.71, 0.7]},
+                               "similarity": {"wordsim353": {"pairs": 313, "spearman": [0.49, 0.48]}}}
     results["cache"] = {"cached_seconds_per_epoch": 0.5, "uncached_seconds_per_epoch": 5.0, "speedup": 10.0}
     results["restore"] = {"restore_seconds": 1.2, "saver_seconds": 1.0, "vocab_size": 200000,
                           "embedding_size": 300, "verify_seconds": 0.4}
@@ -106,8 +111,13 @@ def test_results_schema_on_fabricated_rows(tmp_path):
     assert {"method", "train_size", "seed", "accuracy"} <= set(loaded["learning_curve"][0])
     assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
     speed = format_speed(loaded)
-    assert "50.0x" in speed and "MFU 24.0%" in speed and "10.0x" in speed
+    assert "50.0x" in speed and "MFU 24.0% (whole step)" in speed and "10.0x" in speed
+    assert "6.1x (target >= 10x)" in speed and "8.3x" in speed and "47.0% (target >= 40%)" in speed
+    assert "2.5x (target >= 3x)" in speed and "0.490" in speed and "+0.010" in speed and "-0.7 points" in speed
+    assert "1.6 min wall (target < 2)" in speed
     lines = headline(loaded)
+    assert any(line.startswith("context objective alone: 2.5x gensim") for line in lines)
+    assert any("6.1x nlpaug (x4 text 8.3x" in line for line in lines)
     assert lines[0].startswith("best pretrained at 1,000 labels: pretrained_finetune")
     assert "+2.0 points" in lines[0] and "behind" in lines[0]
 

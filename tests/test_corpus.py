@@ -167,7 +167,7 @@ def test_reading_streams(tmp_path):
 
 def test_iter_sentences_splits_tokenizes_and_counts(tmp_path):
     path = _write_text(tmp_path / "c.txt")
-    splitter = SentenceSplitter.from_sample(iter_texts([path]), use_installed=False)
+    splitter = SentenceSplitter.from_sample(iter_texts([path]), train=True)
     stats = CorpusStats()
     sentences = list(iter_sentences([path], Tokenizer(), splitter, stats=stats))
     assert sentences == [["the", "first", "line", "."], ["it", "has", "two", "sentences", "."],

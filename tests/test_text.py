@@ -1,9 +1,11 @@
-"""Tokenizer and SentenceSplitter (NLTK Punkt, no downloads)."""
+"""Tokenizer, WordIds and SentenceSplitter (Punkt: shipped English parameters or trained, no downloads)."""
 
 import pytest
 
 from auxpretrain.errors import ConfigError
-from auxpretrain.data.text import DEFAULT_PATTERN, SentenceSplitter, Tokenizer
+import numpy as np
+
+from auxpretrain.data.text import DEFAULT_PATTERN, SentenceSplitter, Tokenizer, WordIds, english_share
 
 TEXTS = [
     "The well-known café's owner didn't pay 3.5 million, or 1,000,000 dollars!",
@@ -61,8 +63,8 @@ SAMPLE = [
 
 
 def test_trained_splitter_splits_paragraphs():
-    splitter = SentenceSplitter.from_sample(SAMPLE, use_installed=False)
-    assert splitter.source.startswith("trained on")
+    splitter = SentenceSplitter.from_sample(SAMPLE, train=True)
+    assert splitter.source.startswith("trained on") and splitter.source.endswith("(asked)")
     assert splitter.split(SAMPLE[0]) == ["The cat sat on the mat.", "The dog slept by the door.",
                                          "It rained all day."]
     assert splitter.split(SAMPLE[2]) == ["Is it late?", "Yes it is!", "We should go home now."]
@@ -78,8 +80,11 @@ def test_from_sample_reads_only_max_chars():
             consumed.append(i)
             yield "A short line of text. Another one here."
 
-    SentenceSplitter.from_sample(texts(), max_chars=2_000, use_installed=False)
+    SentenceSplitter.from_sample(texts(), max_chars=2_000, train=True)
     assert len(consumed) < 100
+    consumed.clear()
+    SentenceSplitter.from_sample(texts())  # English: only the language check's characters are read
+    assert len(consumed) < 3_000
 
 
 def test_deferred_splitter_loads_punkt_only_when_needed():
@@ -89,7 +94,7 @@ def test_deferred_splitter_loads_punkt_only_when_needed():
         calls.append(1)
         return iter(SAMPLE)
 
-    splitter = SentenceSplitter.deferred(sample, use_installed=False)
+    splitter = SentenceSplitter.deferred(sample, train=True)
     assert splitter.split("one sentence without an inner boundary.") == ["one sentence without an inner boundary."]
     assert not splitter.loaded and not calls and splitter.source == "not needed"
     assert splitter.split("First one. Second one.") == ["First one.", "Second one."]
@@ -97,50 +102,89 @@ def test_deferred_splitter_loads_punkt_only_when_needed():
 
 
 def test_empty_sample_gives_a_working_splitter():
-    splitter = SentenceSplitter.from_sample([], use_installed=False)
-    assert splitter.split("Hello there. General greeting.") == ["Hello there.", "General greeting."]
+    for train in (True, False):
+        splitter = SentenceSplitter.from_sample([], train=train)
+        assert splitter.split("Hello there. General greeting.") == ["Hello there.", "General greeting."]
 
 
-def test_installed_punkt_data_is_preferred(tmp_path, monkeypatch):
-    import nltk
-
-    model = tmp_path / "tokenizers" / "punkt_tab" / "english"
-    model.mkdir(parents=True)
-    for name, content in (("collocations.tab", ""), ("sent_starters.txt", ""),
-                          ("abbrev_types.txt", "dr\n"), ("ortho_context.tab", "")):
-        (model / name).write_text(content, encoding="utf-8")
-    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)] + list(nltk.data.path))
-
-    def unused_sample():
-        raise AssertionError("the sample must not be read when punkt data is installed")
-        yield
-
-    splitter = SentenceSplitter.from_sample(unused_sample())
-    assert splitter.source == "installed:english"
-    assert splitter.split("Dr. Smith came home. He sat down.") == ["Dr. Smith came home.", "He sat down."]
+GERMAN = ("Der schnelle braune Fuchs springt über den faulen Hund. Die Katze sitzt auf der Matte und "
+          "schläft. Es ist ein schöner Tag in Berlin, und wir gehen in den Park. Nr. 5 ist besetzt. ") * 40
 
 
-def test_a_very_long_line_is_split_within_nltks_time_limit(monkeypatch):
-    """NLTK runs each regular expression under a time limit (5 s); a 50 MB line went to Punkt
-    whole and hit it (a traceback). Lines go to Punkt in pieces of MAX_SPLIT_CHARS. Scaled
-    down here: the limit is 0.1 s, the pieces 20,000 characters, the line 600 KB (whole, it
-    takes several times the limit)."""
-    import nltk.redos
+def test_english_text_gets_the_shipped_parameters_other_text_is_trained_on():
+    assert english_share(" ".join(SAMPLE))[0] > 0.3
+    assert english_share(GERMAN)[0] < 0.1
+    english = SentenceSplitter.from_sample(SAMPLE)
+    assert english.source.startswith("shipped English parameters (the text looks English")
+    assert english.split("Mr. Brown met Dr. Smith. They talked.") == ["Mr. Brown met Dr. Smith.", "They talked."]
+    german = SentenceSplitter.from_sample([GERMAN])
+    assert german.source.startswith("trained on") and "does not look English" in german.source
+    assert german.split("Die Katze schläft. Der Hund bellt.") == ["Die Katze schläft.", "Der Hund bellt."]
 
+
+EDGE_TEXTS = TEXTS + [
+    "ΟΔΟΣ ΣΟΦΟΣ Σ", "snake_case and 1.5a 1,000th x-y- 'quoted' don’t", "nul\x00 inside\x00", "\x00",
+    "   ", "tab\tsplit\u2028line\u00a0nbsp", "MiXeD CaSe İstanbul ǅ",
+]
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_word_ids_give_the_tokenizer_s_tokens(lowercase):
+    tokenizer = Tokenizer(lowercase=lowercase)
+    texts = EDGE_TEXTS + [t + " " + u for t in SAMPLE[:3] for u in EDGE_TEXTS[:4]]
+    for max_chunks in (2_000_000, 5):  # 5: the chunk memory starts again between batches
+        encoder = WordIds(tokenizer, max_chunks=max_chunks)
+        for start in range(0, len(texts), 7):
+            batch = texts[start:start + 7]
+            ids, lengths = encoder.encode(batch)
+            expected = tokenizer.tokenize_batch(batch)
+            assert lengths.tolist() == [len(t) for t in expected]
+            words = encoder.words
+            assert [words[i] for i in ids] == [w for t in expected for w in t]
+    assert encoder.encode([]) == (pytest.approx(np.zeros(0)), pytest.approx(np.zeros(0)))
+
+
+def test_word_ids_on_wikipedia_text():
+    pytest.importorskip("gensim")
+    from auxpretrain.data.packaged import wikipedia_paragraphs
+
+    paragraphs = list(wikipedia_paragraphs())
+    tokenizer = Tokenizer()
+    encoder = WordIds(tokenizer)
+    for start in range(0, len(paragraphs), 1000):
+        batch = paragraphs[start:start + 1000]
+        ids, lengths = encoder.encode(batch)
+        expected = tokenizer.tokenize_batch(batch)
+        assert lengths.tolist() == [len(t) for t in expected]
+        words = encoder.words
+        assert [words[i] for i in ids] == [w for t in expected for w in t]
+
+
+def test_word_ids_with_another_pattern_tokenize_every_sentence():
+    tokenizer = Tokenizer(pattern=r"\S+ ?")  # matches across a space: no chunking
+    encoder = WordIds(tokenizer)
+    ids, lengths = encoder.encode(["a b  c", "d"])
+    assert lengths.tolist() == [3, 1] and [encoder.words[i] for i in ids] == ["a ", "b ", "c", "d"]
+
+
+def test_a_very_long_line_goes_to_punkt_in_pieces_with_the_same_sentences(monkeypatch):
+    """A line of tens of megabytes went to Punkt whole (minutes; NLTK's 5 s limit a
+    traceback); lines go in pieces of MAX_SPLIT_CHARS cut after a possible sentence end.
+    Scaled down: pieces of 2,000 characters, a line of 60 KB."""
     from auxpretrain.data import text
-    from auxpretrain.errors import InputError
 
-    splitter = SentenceSplitter.from_sample(SAMPLE, use_installed=False)
     line = " ".join(SAMPLE * 40)
-    line = " ".join([line] * (600_000 // len(line) + 1))
-    monkeypatch.setattr(nltk.redos, "DEFAULT_TIMEOUT", 0.1)
-    monkeypatch.setattr(text, "MAX_SPLIT_CHARS", 20_000)
-    sentences = splitter.split(line)
-    assert " ".join(sentences) == line and max(map(len, sentences)) < 100  # nothing lost, all split
-    monkeypatch.setattr(text, "MAX_SPLIT_CHARS", 10 ** 9)  # the whole line at once, as before
-    with pytest.raises(InputError, match=r"a line of \d{3},\d{3} characters could not be split into sentences "
-                                         r"within NLTK's time limit; put one paragraph or sentence a line"):
-        splitter.split(line)
+    line = " ".join([line] * (60_000 // len(line) + 1))
+    for train in (False, True):
+        splitter = SentenceSplitter.from_sample(SAMPLE, train=train)
+        whole = splitter.split(line)
+        calls = []
+        real = splitter._punkt.sentences
+        monkeypatch.setattr(text, "MAX_SPLIT_CHARS", 2_000)
+        monkeypatch.setattr(splitter._punkt, "sentences", lambda piece: calls.append(len(piece)) or real(piece))
+        assert splitter.split(line) == whole and " ".join(whole) == line  # nothing lost, the same split
+        assert len(calls) > 20 and max(calls) <= 2_000
+        monkeypatch.undo()
 
 
 def test_pieces_end_after_a_possible_sentence_end():

@@ -178,46 +178,66 @@ def test_each_context_pass_covers_the_sentences_once_an_epoch_in_its_own_order(c
         flat = np.concatenate(order)
         assert len(np.unique(flat)) == len(flat) > n - b
     assert not np.array_equal(np.concatenate(orders[0]), np.concatenate(orders[1]))  # ... reordered
-    batch = next(maker.stream(0, 1))
     from auxpretrain.model.objectives import INPUT_SPECS
 
-    batch = dict(zip(INPUT_SPECS, batch))
-    assert batch["pass_pairs"].shape == (3,) and batch["pass_pairs"].min() > 0
-    assert batch["pass_pairs"].sum() == batch["center"].size == batch["negatives"].shape[0]
+    batch = dict(zip(INPUT_SPECS, next(maker.stream(0, 1))))
+    ids, reach = batch["ctx_ids"], batch["ctx_reach"]
+    assert ids.shape[:2] == (3, b) and reach.shape == ids.shape
+    assert batch["ctx_negatives"].shape == (3, b, 7) and batch["ctx_negatives"].min() > 1
+    for k, order in enumerate(orders):  # no subsampling: pass k holds batch 0 of order k, all its words
+        words, _ = maker.data.batch(order[0], maker.model_config.max_length)
+        np.testing.assert_array_equal(ids[k][:, :words.shape[1]], words)
+        assert not ids[k][:, words.shape[1]:].any()  # padded to the widest pass
+    assert ((reach > 0) == (ids > 0)).all() and reach.max() <= maker.config.context_window
     single, _, _ = _maker(corpus, context_passes=1, subsample=0.0)
-    assert dict(zip(INPUT_SPECS, next(single.stream(0, 1))))["pass_pairs"].shape == (1,)
+    assert dict(zip(INPUT_SPECS, next(single.stream(0, 1))))["ctx_ids"].shape[0] == 1
 
 
-def test_context_passes_update_one_after_the_other(corpus):
-    """Two passes over the same pairs in one step equal two one-pass steps: pass 2 reads the
-    tables pass 1 wrote (one summed update would not)."""
+def _tables_after(model_config, feeds, context_lr=0.5, partitioner=None, start=None, deterministic=False):
+    """(the two context tables before, after) one train step per feed, context objective alone;
+    the tables start at `start` (two arrays) or at random values (seeded)."""
     import tensorflow as tf
 
     from auxpretrain.model.objectives import INPUT_SPECS, build_pretrain_model
-    from auxpretrain.pretraining.graph import build_train_op as _train_op
+    from auxpretrain.pretraining.graph import build_train_op, table_parts
 
     tf1 = tf.compat.v1
+    if start is None:
+        rng = np.random.default_rng(2)
+        start = [rng.uniform(-0.1, 0.1, (model_config.vocab_size, model_config.embedding_size)).astype(np.float32)
+                 for _ in range(2)]
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = {n: tf1.placeholder(d, s, name=n) for n, (d, s) in INPUT_SPECS.items()}
+        model = build_pretrain_model(inputs, model_config, {"context": 1.0}, True, seed=0,
+                                     partitioner=partitioner, negatives=3)
+        op, _ = build_train_op(model, 1e-3, context_lr, 5.0, tf1.train.get_or_create_global_step(), 3,
+                               deterministic)
+        tables = [table_parts(t) for t in (model.encoder.embedding_table, model.context_table)]
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            for parts, values in zip(tables, start):
+                offset = 0
+                for part in parts:
+                    rows = int(part.shape[0])
+                    part.load(values[offset:offset + rows], sess)
+                    offset += rows
+            for feed in feeds:
+                sess.run(op, {inputs[n]: feed[n] for n in INPUT_SPECS})
+            return start, [np.concatenate(sess.run(parts)) for parts in tables]
+
+
+def test_context_passes_update_one_after_the_other(corpus):
+    """Two passes in one step equal two one-pass steps: pass 2 reads the tables pass 1 wrote
+    (one summed update over both passes' sentences would not)."""
     maker, model_config, _ = _maker(corpus, context_passes=1, subsample=0.0)
     batch = maker.make(maker.epoch_order(0)[0], np.random.default_rng(5))
-    doubled = dict(batch, pass_pairs=np.array([batch["center"].size] * 2, np.int32),
-                   **{k: np.concatenate([batch[k], batch[k]]) for k in ("center", "context", "negatives")})
-
-    def tables_after(passes, feeds):
-        graph = tf.Graph()
-        with graph.as_default():
-            tf1.set_random_seed(0)
-            inputs = {n: tf1.placeholder(d, s, name=n) for n, (d, s) in INPUT_SPECS.items()}
-            model = build_pretrain_model(inputs, model_config, {"context": 1.0}, True, seed=0)
-            op = _train_op(model, 1e-3, 0.5, 5.0, tf1.train.get_or_create_global_step(), passes)
-            with tf1.Session() as sess:
-                sess.run(tf1.global_variables_initializer())
-                for feed in feeds:
-                    sess.run(op, {inputs[n]: feed[n] for n in INPUT_SPECS})
-                return sess.run([model.encoder.embedding_table, model.context_table])
-
-    sequential = tables_after(1, [batch, batch])
-    chained = tables_after(2, [doubled])
-    summed = tables_after(1, [dict(doubled, pass_pairs=doubled["pass_pairs"][:1] * 2)])
+    names = ("ctx_ids", "ctx_reach", "ctx_negatives")
+    doubled = dict(batch, **{k: np.concatenate([batch[k], batch[k]]) for k in names})
+    merged = dict(batch, **{k: np.concatenate([batch[k], batch[k]], axis=1) for k in names})
+    _, sequential = _tables_after(model_config, [batch, batch])
+    _, chained = _tables_after(model_config, [doubled])
+    _, summed = _tables_after(model_config, [merged])
     for a, b in zip(sequential, chained):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.allclose(sequential[0], summed[0], atol=1e-4)
@@ -270,3 +290,52 @@ def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, monkey
     d = interrupted_and_resumed(tmp_path / "d", dataclasses.replace(config, deterministic=False))
     for name in a:
         np.testing.assert_allclose(a[name], d[name], rtol=1e-3, atol=1e-4, err_msg=name)
+
+
+def test_context_update_is_minus_lr_times_the_loss_gradient_on_sharded_tables_too(corpus):
+    """The hand-written update of a pass equals -lr x TensorFlow's gradient of the summed pair
+    losses (`context_windows`), and a table sharded in 3 parts gets the same update."""
+    import tensorflow as tf
+
+    from auxpretrain.model.objectives import context_windows
+
+    tf1 = tf.compat.v1
+    maker, model_config, _ = _maker(corpus, context_passes=1, subsample=1e-2)
+    batch = maker.make(maker.epoch_order(0)[0], np.random.default_rng(6))
+    before, after = _tables_after(model_config, [batch], context_lr=0.5)
+    graph = tf.Graph()
+    with graph.as_default():
+        tables = [tf1.Variable(t) for t in before]
+        w = context_windows(*tables, batch["ctx_ids"][0], batch["ctx_reach"][0], batch["ctx_negatives"][0], 3)
+        grads = [tf.convert_to_tensor(g) for g in tf.gradients(w.loss, tables)]
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            grads, pairs = sess.run([grads, w.pairs])
+    assert pairs > 50
+    for b, a, g in zip(before, after, grads):
+        assert np.abs(g).max() > 1e-3
+        np.testing.assert_allclose(a - b, -0.5 * g, rtol=1e-4, atol=1e-6)
+    _, sharded = _tables_after(model_config, [batch], context_lr=0.5,
+                               partitioner=tf1.fixed_size_partitioner(3), start=before)
+    for a, s in zip(after, sharded):
+        np.testing.assert_allclose(a, s, rtol=1e-5, atol=1e-6)
+
+
+def test_deterministic_updates_are_the_same_updates(corpus):
+    """--deterministic sums each row's deltas before adding them: the same update (to float
+    rounding), and two runs give the same bits."""
+    import tensorflow as tf
+
+    maker, model_config, _ = _maker(corpus, context_passes=2, subsample=0.0, noise_pool=23)
+    batch = dict(zip(__import__("auxpretrain.model.objectives", fromlist=["INPUT_SPECS"]).INPUT_SPECS,
+                     next(maker.stream(0, 1))))
+    assert len(np.unique(batch["ctx_negatives"])) < batch["ctx_negatives"].size  # repeated rows
+    start, plain = _tables_after(model_config, [batch])
+    _, exact = _tables_after(model_config, [batch], start=start, deterministic=True)
+    _, again = _tables_after(model_config, [batch], start=start, deterministic=True)
+    _, sharded = _tables_after(model_config, [batch], start=start, deterministic=True,
+                               partitioner=tf.compat.v1.fixed_size_partitioner(2))
+    for p, e, a, s in zip(plain, exact, again, sharded):
+        np.testing.assert_allclose(e, p, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(e, a)
+        np.testing.assert_allclose(s, e, rtol=1e-5, atol=1e-6)

@@ -59,6 +59,9 @@ def add_corpus_flags(p, max_vocab_text: str = None) -> None:
     flags.add(p, CorpusConfig, "max_vocab", metavar="N", type=int, default_text=max_vocab_text)
     flags.switch(p, CorpusConfig, "lowercase", "--no-lowercase", False, "keep the case of the words")
     flags.add(p, CorpusConfig, "split_sample_chars", "--split-sample", metavar="CHARS")
+    flags.switch(p, CorpusConfig, "train_splitter", "--train-splitter", True,
+                 "train the sentence splitter (Punkt) on the first --split-sample characters of the corpus "
+                 "instead of using the shipped English parameters")
 
 
 def add_corrupt(sub) -> None:
@@ -68,7 +71,8 @@ def add_corrupt(sub) -> None:
                     '{"good": "...", "bad": "...", "op": "replace"|"swap", "positions": [...]}: '
                     "good and bad are the sentence's tokens joined by single spaces, positions the "
                     "changed token indexes (swap: pairs). Lines may be paragraphs: they are split "
-                    "into sentences with NLTK Punkt (installed data, else trained on the corpus).")
+                    "into sentences with Punkt (the English parameters the package ships, or trained on the "
+                    "corpus with --train-splitter or when the text does not look English).")
     p.add_argument("--corpus", nargs="+", required=True, metavar="FILE",
                    help="text files or globs (.txt, .gz, .bz2, .xz; one paragraph or sentence a line), "
                         ".jsonl/.csv/.tsv/.parquet files (see --text-column), or hf:NAME[:CONFIG[:SPLIT]]")

@@ -50,7 +50,7 @@ def add_pretrain(sub) -> None:
         flags.add(p, PretrainConfig, name)
     flags.switch(p, PretrainConfig, "deterministic", "--deterministic", True,
                  "bit-identical runs and resumes: sum the repeated rows of the sparse updates first "
-                 "(about 17%% more CPU a step)")
+                 "(slower steps)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--wait-for-workers", type=float, default=300.0, metavar="SECONDS",
                    help="cluster runs (TF_CONFIG): how long the chief waits at the end for the other "

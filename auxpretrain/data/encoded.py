@@ -164,7 +164,8 @@ def prepare_corpus(specs: Sequence[str], tokenizer, min_count: int, max_vocab: O
                    vocab=None, log: Callable[[str], None] = print, cache_dir: Optional[str] = None,
                    max_heldout: int = MAX_HELDOUT,
                    max_count_entries: Optional[int] = DEFAULT_MAX_COUNT_ENTRIES,
-                   split_sample_chars: int = default_of(CorpusConfig, "split_sample_chars")) -> PreparedCorpus:
+                   split_sample_chars: int = default_of(CorpusConfig, "split_sample_chars"),
+                   train_splitter: bool = False) -> PreparedCorpus:
     """Streams the corpus into a file of int32 ids; memory does not grow with the corpus.
 
     Pass 1 (skipped when `vocab` is given) splits, tokenizes and counts the words, the count
@@ -178,6 +179,10 @@ def prepare_corpus(specs: Sequence[str], tokenizer, min_count: int, max_vocab: O
     corpus is not read at all. Files that do not match, or fail the size/crc32 check, are
     encoded again. `cache_dir` None: a temporary directory, removed before returning (the open
     ids file lives as long as the returned sentences).
+
+    Sentences are split with the shipped English Punkt parameters when the text looks
+    English, else (or with `train_splitter`) with Punkt trained on its first `split_sample_chars`
+    characters (`SentenceSplitter.from_sample`).
 
     Held out: round(n * heldout_fraction) sentences, at most max(max_heldout, min_heldout),
     chosen by `seed`, kept in memory (EncodedSentences). The training sentences are a
@@ -212,7 +217,7 @@ def prepare_corpus(specs: Sequence[str], tokenizer, min_count: int, max_vocab: O
         if encoded is None:
             stats = CorpusStats()
             splitter = SentenceSplitter.from_sample(iter_texts(specs, text_column=text_column),
-                                                    max_chars=split_sample_chars)
+                                                    max_chars=split_sample_chars, train=train_splitter)
 
             def sentences(stats):
                 return iter_sentences(specs, tokenizer, splitter, text_column=text_column, stats=stats)

@@ -15,7 +15,6 @@ import json
 import os
 import tempfile
 import time
-from collections import defaultdict
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from auxpretrain.config import CorpusConfig, CorruptionConfig
 from auxpretrain.data.corpus import CorpusStats, Source, iter_resolved_texts, resolve
 from auxpretrain.data.corruption import OPS, Corruptor
-from auxpretrain.data.text import SentenceSplitter, Tokenizer
+from auxpretrain.data.text import SentenceSplitter, Tokenizer, WordIds
 from auxpretrain.data.vocab import Vocabulary
 from auxpretrain.errors import InputError
 from auxpretrain.files import temporary_name
@@ -93,14 +92,14 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
     splitter = None
     if split:
         splitter = SentenceSplitter.deferred(
-            lambda: iter_resolved_texts(sources, text_column, CorpusStats()), max_chars=corpus.split_sample_chars)
+            lambda: iter_resolved_texts(sources, text_column, CorpusStats()), max_chars=corpus.split_sample_chars,
+            train=corpus.train_splitter)
     directory = os.path.dirname(path)
 
     with tempfile.TemporaryFile(dir=directory, prefix=".spool-ids-") as spool_ids, \
             tempfile.TemporaryFile(dir=directory, prefix=".spool-lengths-") as spool_lengths:
         # pass 1: sentences -> running word ids (first-seen order) on disk, and their counts
-        index: defaultdict = defaultdict()
-        index.default_factory = index.__len__  # an unseen word gets the next id
+        encoder = WordIds(tokenizer)
         counts = np.zeros(0, np.int64)
         texts = iter_resolved_texts(sources, text_column, stats)
         split_line = splitter.split if splitter is not None else None
@@ -111,26 +110,26 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
                 break
             if split_line is not None:
                 lines = list(itertools.chain.from_iterable(map(split_line, lines)))
-            token_lists = tokenizer.tokenize_batch(lines)
-            lengths = np.fromiter(map(len, token_lists), np.int64, len(token_lists))
+            ids, lengths = encoder.encode(lines)
             if limit is not None and np.count_nonzero(lengths) > limit - total:
                 cut = np.flatnonzero(lengths)[limit - total - 1] + 1
-                token_lists, lengths = token_lists[:cut], lengths[:cut]
+                lengths = lengths[:cut]
+                ids = ids[:int(lengths.sum())]
             lengths = lengths[lengths > 0]
             total += lengths.size
             stats.sentences += lengths.size
             stats.tokens += int(lengths.sum())
-            counts = _spool(token_lists, lengths, index, counts, spool_ids, spool_lengths)
+            counts = _spool(ids, lengths, len(encoder.index), counts, spool_ids, spool_lengths)
         texts.close()
         if total == 0:
             raise InputError(f"{', '.join(s.spec for s in sources)}: no sentence found")
 
-        words = list(index)  # running id -> word
+        words = encoder.words  # running id -> word
         vocab = Vocabulary.from_arrays(words, counts, min_count=corpus.min_count, max_size=corpus.max_vocab)
         corruptor = Corruptor(vocab.counts, config)
         to_vocab = vocab.ids_of(words)
         to_word = np.full(len(vocab), -1, np.int64)
-        to_word[2:] = [index[t] for t in vocab.tokens[2:]]
+        to_word[2:] = [encoder.index[t] for t in vocab.tokens[2:]]
         escaped = np.array(_json_bodies(words), dtype=object)  # each word's JSON text, escaped once
 
         # pass 2: spool -> corrupted batches -> JSON lines
@@ -184,14 +183,12 @@ def _json_bodies(words: List[str]) -> List[str]:
     return [escape(w)[1:-1] for w in words]
 
 
-def _spool(token_lists, lengths, index, counts, spool_ids, spool_lengths):
-    """Writes a batch of sentences (lengths: their non-zero token counts) as running ids;
-    returns the updated counts."""
-    ids = np.fromiter(map(index.__getitem__, itertools.chain.from_iterable(token_lists)),
-                      dtype=np.int32, count=int(lengths.sum()))
-    spool_ids.write(ids.tobytes())
+def _spool(ids, lengths, n_words, counts, spool_ids, spool_lengths):
+    """Writes a batch of sentences (ids: their running word ids in turn; lengths: their
+    non-zero token counts) to the spool; returns the counts, updated and grown to `n_words`."""
+    spool_ids.write(np.asarray(ids, dtype=np.int32).tobytes())
     spool_lengths.write(np.asarray(lengths, dtype=np.int32).tobytes())
-    batch_counts = np.bincount(ids, minlength=len(index))
+    batch_counts = np.bincount(ids, minlength=n_words)
     if counts.size < batch_counts.size:
         counts = np.concatenate([counts, np.zeros(batch_counts.size - counts.size, np.int64)])
     counts += batch_counts

@@ -5,22 +5,30 @@ fastest of NLTK's data-free tokenizers on Wikipedia text. It calls the compiled 
 itself, which gives exactly `nltk.tokenize.RegexpTokenizer(pattern).tokenize(text)` (a test
 checks it) without importing `nltk`: with scipy, scikit-learn and pandas installed,
 `import nltk` takes about 2.5 s, which would dominate `auxpretrain corrupt` on small files.
+`WordIds` turns batches of sentences into word ids with the same tokens, tokenizing each
+distinct whitespace-separated chunk once.
 
-`SentenceSplitter` is NLTK's Punkt: the installed `punkt_tab` data when present, else a
-`PunktSentenceTokenizer` trained (unsupervised) on a sample of the corpus itself.
-NLTK is imported only when a splitter is built.
+`SentenceSplitter` is Punkt (`data.punkt`, the same decisions as NLTK's Punkt without
+importing NLTK): with the parameters the package ships (trained once on English package text)
+when the text looks English, else with parameters trained by NLTK on a sample of the corpus
+itself (also when asked, `train=True`). NLTK is imported only to train.
 
 This module must not import TensorFlow.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from collections import defaultdict
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+
+import numpy as np
 
 from auxpretrain.config import CorpusConfig, default_of
-from auxpretrain.errors import ConfigError, InputError
+from auxpretrain.data import punkt
+from auxpretrain.errors import ConfigError
 
 # A word: letters/digits, continued through inner hyphens or apostrophes (well-known,
 # don't) and through '.' or ',' before digits (3.5, 1,000, 1q21.1); else any other
@@ -38,8 +46,8 @@ SAMPLE_CHARS = default_of(CorpusConfig, "split_sample_chars")  # Punkt's trainin
 _MAYBE_BOUNDARY = re.compile(r"[.?!]\S*\s")
 
 # Longer lines go to Punkt in pieces of at most this many characters, cut after a possible
-# sentence end (NLTK runs each of its regular expressions over the whole text under a 5 s
-# limit: a 50 MB line would exceed it).
+# sentence end (Punkt's regular expressions run over the whole text they are given: on a line
+# of tens of megabytes that took minutes, and NLTK stops each after 5 s).
 MAX_SPLIT_CHARS = 100_000
 
 
@@ -95,67 +103,136 @@ class Tokenizer:
         return f"Tokenizer(lowercase={self.lowercase}, pattern={self.pattern!r})"
 
 
-def _installed_punkt(language: str):
-    """NLTK's installed punkt_tab model for `language`, or None."""
-    try:
-        from nltk.tokenize.punkt import PunktTokenizer
-        return PunktTokenizer(language)
-    except (ImportError, LookupError, OSError, ValueError):
-        return None
 
 
-def _train_punkt(texts: Iterable[str], max_chars: int):
-    """A Punkt tokenizer trained on the first `max_chars` characters of `texts`, and that count."""
-    from nltk.tokenize.punkt import PunktSentenceTokenizer, PunktTrainer
+_SEPARATOR = "\x00"  # joins a batch's sentences for one str.split (never inside a chunk we tokenize)
 
-    sample: List[str] = []
-    size = 0
-    for text in texts:
-        if size >= max_chars:
-            break
-        text = text[: max_chars - size]
-        sample.append(text)
-        size += len(text) + 1
-    if not sample:
-        return PunktSentenceTokenizer(), 0
-    text = "\n".join(sample)
-    trainer = PunktTrainer()
-    trainer.train(text, finalize=True)
-    return PunktSentenceTokenizer(trainer.get_params()), len(text)
+
+class WordIds:
+    """Sentences -> running word ids (first seen, first numbered), with `tokenizer`'s tokens.
+
+    With the default pattern, which never matches across whitespace, the tokens of a text are
+    those of its whitespace-separated chunks in turn; each distinct chunk is lowercased and
+    tokenized once and remembered as its word ids (at most `max_chunks` of them, then the
+    memory starts again), so a batch costs a `str.split` and a dict lookup per chunk plus
+    array gathers. Another pattern tokenizes every sentence (`Tokenizer.tokenize_batch`).
+    `words[i]` is the word of running id i.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, max_chunks: int = 2_000_000):
+        self.tokenizer = tokenizer
+        self.index: defaultdict = defaultdict()
+        self.index.default_factory = self.index.__len__  # an unseen word gets the next id
+        self.max_chunks = max_chunks
+        self._by_chunk = tokenizer.pattern == DEFAULT_PATTERN
+        self._reset_chunks()
+
+    @property
+    def words(self) -> List[str]:
+        return list(self.index)
+
+    def _reset_chunks(self) -> None:
+        self._chunks: defaultdict = defaultdict()
+        self._chunks.default_factory = self._chunks.__len__
+        self._chunks[_SEPARATOR]  # chunk 0 separates sentences: no token
+        self._chunk_start = np.zeros(1, np.int64)  # chunk id -> first of its word ids in _chunk_words
+        self._chunk_size = np.zeros(1, np.int64)  # chunk id -> its number of tokens
+        self._chunk_words = np.zeros(0, np.int32)
+
+    def encode(self, sentences: List[str]) -> Tuple[np.ndarray, np.ndarray]:
+        """-> (ids int32 [total tokens], lengths int64 [len(sentences)]): the running word ids
+        of every sentence in turn, and each sentence's number of tokens (0 for none)."""
+        text = f" {_SEPARATOR} ".join(sentences) if self._by_chunk else ""
+        if not self._by_chunk or text.count(_SEPARATOR) != len(sentences) - 1:  # the separator in the text
+            token_lists = self.tokenizer.tokenize_batch(sentences)
+            lengths = np.fromiter(map(len, token_lists), np.int64, len(token_lists))
+            ids = np.fromiter(map(self.index.__getitem__, itertools.chain.from_iterable(token_lists)),
+                              np.int32, int(lengths.sum()))
+            return ids, lengths
+        if len(self._chunks) > self.max_chunks:
+            self._reset_chunks()
+        known = len(self._chunks)
+        chunks = np.fromiter(map(self._chunks.__getitem__, text.split()), np.int64)
+        if len(self._chunks) > known:
+            self._add_chunks(itertools.islice(self._chunks, known, None))
+        sizes = self._chunk_size[chunks]
+        # each sentence's token count: the sum of its chunks' sizes (separators count 0)
+        sentence_of_chunk = np.cumsum(chunks == 0)
+        lengths = np.bincount(sentence_of_chunk, weights=sizes, minlength=len(sentences)).astype(np.int64)
+        return self._gather(chunks, sizes), lengths
+
+    def _gather(self, chunks: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """The word ids of `chunks` in turn: chunk c's run _chunk_words[start_c : start_c + size_c]."""
+        total = int(sizes.sum())
+        first = np.cumsum(sizes) - sizes
+        at = np.repeat(self._chunk_start[chunks] - first, sizes) + np.arange(total)
+        return self._chunk_words[at]
+
+    def _add_chunks(self, new_chunks: Iterable[str]) -> None:
+        """Tokenizes chunks seen for the first time and appends their word ids."""
+        new_chunks = list(new_chunks)
+        token_lists = self.tokenizer.tokenize_batch(new_chunks)
+        sizes = np.fromiter(map(len, token_lists), np.int64, len(token_lists))
+        ids = np.fromiter(map(self.index.__getitem__, itertools.chain.from_iterable(token_lists)),
+                          np.int32, int(sizes.sum()))
+        starts = self._chunk_words.size + np.cumsum(sizes) - sizes
+        self._chunk_start = np.concatenate([self._chunk_start, starts])
+        self._chunk_size = np.concatenate([self._chunk_size, sizes])
+        self._chunk_words = np.concatenate([self._chunk_words, ids])
+
+
+# Frequent English words: their share of a text's words tells English-like text (about a third
+# of the words of the demo corpora, Wikipedia and reviews alike) from other languages (German,
+# French, Spanish, Dutch, Russian samples: 0-7%).
+ENGLISH_WORDS = frozenset(
+    "the of and to a in is was that for it with as on by he at from his be this are an or not "
+    "i you but they have were which had her she their has its".split())
+ENGLISH_SHARE = 0.2  # at least this share of the words of English-like text are ENGLISH_WORDS
+ENGLISH_CHECK_CHARS = 100_000  # characters of the sample the check reads
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def english_share(text: str) -> Tuple[float, int]:
+    """(share of the words of `text` that are frequent English words, number of words)."""
+    words = _LETTERS.findall(text.lower())
+    if not words:
+        return 0.0, 0
+    return sum(map(ENGLISH_WORDS.__contains__, words)) / len(words), len(words)
 
 
 class SentenceSplitter:
-    """Splits a paragraph into sentences with NLTK Punkt.
+    """Splits a paragraph into sentences with Punkt.
 
-    Build it with `from_sample` (installed punkt data, else trained on the sample) or
-    `deferred` (the same, done on the first paragraph that may hold two sentences: files
-    with one sentence a line then never import NLTK). Text with no sentence end followed
-    by more text is returned whole without calling Punkt.
+    Build it with `from_sample` or `deferred` (the same, done on the first paragraph that may
+    hold two sentences: files with one sentence a line then never read a sample). The
+    parameters: the shipped English ones when the sample's first `ENGLISH_CHECK_CHARS`
+    characters look English (`english_share`), else (or with `train=True`) trained by NLTK on
+    the sample's first `max_chars` characters. `source` says which. Text with no sentence end
+    followed by more text is returned whole without calling Punkt.
     """
 
-    def __init__(self, punkt=None, source: str = "untrained"):
-        self._punkt = punkt
+    def __init__(self, params: Optional[punkt.PunktParameters] = None, source: str = "untrained"):
+        self._punkt = punkt.PunktSplitter(params) if params is not None else None
         self._factory: Optional[Callable[[], Any]] = None
-        self.source = source  # "installed:english", "trained on N chars", "untrained"
+        self.source = source  # "shipped English parameters (...)", "trained on N chars (...)", ...
         self.seconds = 0.0  # time spent loading or training Punkt
 
     @classmethod
     def from_sample(cls, texts: Iterable[str], max_chars: int = SAMPLE_CHARS,
-                    language: str = "english", use_installed: bool = True) -> "SentenceSplitter":
-        """Installed punkt data for `language` if present, else Punkt trained on the first
-        `max_chars` characters of `texts` (only that much of the iterable is consumed)."""
+                    train: bool = False) -> "SentenceSplitter":
+        """Punkt for the text `texts` starts (only as much of the iterable as needed is read)."""
         splitter = cls()
-        splitter._factory = lambda: _build_punkt(texts, max_chars, language, use_installed)
+        splitter._factory = lambda: _build_punkt(texts, max_chars, train)
         splitter._load()
         return splitter
 
     @classmethod
     def deferred(cls, sample: Callable[[], Iterable[str]], max_chars: int = SAMPLE_CHARS,
-                 language: str = "english", use_installed: bool = True) -> "SentenceSplitter":
-        """Like `from_sample`, but Punkt is loaded or trained (on `sample()`) only when a
-        paragraph first needs it."""
+                 train: bool = False) -> "SentenceSplitter":
+        """Like `from_sample`, but the parameters are chosen (on `sample()`) only when a
+        paragraph first needs them."""
         splitter = cls(source="not needed")
-        splitter._factory = lambda: _build_punkt(sample(), max_chars, language, use_installed)
+        splitter._factory = lambda: _build_punkt(sample(), max_chars, train)
         return splitter
 
     @property
@@ -164,7 +241,8 @@ class SentenceSplitter:
 
     def _load(self) -> None:
         start = time.perf_counter()
-        self._punkt, self.source = self._factory()
+        params, self.source = self._factory()
+        self._punkt = punkt.PunktSplitter(params)
         self._factory = None
         self.seconds = time.perf_counter() - start
 
@@ -177,16 +255,12 @@ class SentenceSplitter:
             return [text]
         if self._punkt is None:
             if self._factory is None:
-                from nltk.tokenize.punkt import PunktSentenceTokenizer
-                self._punkt = PunktSentenceTokenizer()
+                self._punkt = punkt.PunktSplitter(punkt.PunktParameters())
             else:
                 self._load()
-        try:
-            return [s for piece in _pieces(text, MAX_SPLIT_CHARS)
-                    for s in (s.strip() for s in self._punkt.tokenize(piece)) if s]
-        except TimeoutError:  # NLTK's limit on one regular expression (not an OSError of a file)
-            raise InputError(f"a line of {len(text):,} characters could not be split into sentences "
-                             "within NLTK's time limit; put one paragraph or sentence a line") from None
+        # in pieces: Punkt's regular expressions on a line of megabytes take minutes
+        return [s for piece in _pieces(text, MAX_SPLIT_CHARS)
+                for s in (s.strip() for s in self._punkt.sentences(piece)) if s]
 
     def __repr__(self) -> str:
         return f"SentenceSplitter(source={self.source!r})"
@@ -208,11 +282,39 @@ def _pieces(text: str, limit: int) -> Iterable[str]:
     yield text[start:]
 
 
-def _build_punkt(texts: Iterable[str], max_chars: int, language: str, use_installed: bool):
-    """(punkt tokenizer, source description)."""
-    if use_installed:
-        punkt = _installed_punkt(language)
-        if punkt is not None:
-            return punkt, f"installed:{language}"
-    punkt, size = _train_punkt(texts, max_chars)
-    return punkt, f"trained on {size:,} chars"
+def _build_punkt(texts: Iterable[str], max_chars: int, train: bool):
+    """(Punkt parameters, source description) for the text `texts` starts."""
+    texts = iter(texts)
+    head: List[str] = []
+    if not train:
+        size = 0
+        for text in texts:
+            head.append(text)
+            size += len(text) + 1
+            if size >= ENGLISH_CHECK_CHARS:
+                break
+        share, words = english_share("\n".join(head)[:ENGLISH_CHECK_CHARS])
+        if share >= ENGLISH_SHARE or words < 50:
+            why = f"{share:.0%} frequent English words" if words >= 50 else f"only {words} words to judge by"
+            return punkt.load_parameters(), f"shipped English parameters (the text looks English: {why})"
+        reason = f"the text does not look English: {share:.0%} frequent English words"
+    else:
+        reason = "asked"
+    params, size = _train_punkt(itertools.chain(head, texts), max_chars)
+    return params, f"trained on {size:,} chars ({reason})"
+
+
+def _train_punkt(texts: Iterable[str], max_chars: int):
+    """Punkt parameters trained on the first `max_chars` characters of `texts`, and that count."""
+    sample: List[str] = []
+    size = 0
+    for text in texts:
+        if size >= max_chars:
+            break
+        text = text[: max_chars - size]
+        sample.append(text)
+        size += len(text) + 1
+    if not sample:
+        return punkt.PunktParameters(), 0
+    text = "\n".join(sample)
+    return punkt.train_parameters(text), len(text)

@@ -57,41 +57,49 @@ class BatchMaker:
 
     def make(self, index: np.ndarray, rng: np.random.Generator,
              context_index: Sequence[np.ndarray] = ()) -> Dict[str, np.ndarray]:
-        """The batch of sentences `index`: good, bad, changed, and context pairs from those
-        sentences and from each array of `context_index` (more sentences, context pairs only)."""
+        """The batch of sentences `index`: good, bad, changed, and the context windows of those
+        sentences (pass 0) and of each array of `context_index` (passes 1.., context only)."""
         ids, lengths = self.data.batch(index, self.model_config.max_length)
         corrupted = self.corruptor.corrupt(ids, lengths, rng)
         ok = corrupted.ok
         batch = {"good": ids[ok], "bad": corrupted.bad[ok], "changed": corrupted.changed[ok]}
         if self.want_context:
-            parts = [self.context_pairs(ids, rng)]
-            for more in context_index:
-                parts.append(self.context_pairs(self.data.batch(more, self.model_config.max_length)[0], rng))
-            center, context, negatives = (np.concatenate(p) for p in zip(*parts))
-            pass_pairs = np.array([part[0].size for part in parts], np.int32)
+            words = ids
+            if len(context_index):  # the passes' sentences, one array (rows: pass after pass)
+                more = self.data.batch(np.concatenate(list(context_index)), self.model_config.max_length)[0]
+                width = max(ids.shape[1], more.shape[1])
+                words = np.concatenate([np.pad(a, ((0, 0), (0, width - a.shape[1]))) for a in (ids, more)])
+            kept, reach, negatives = self.context_windows(words, rng)
+            passes = 1 + len(context_index)
+            ctx, reach = (a.reshape(passes, len(index), -1) for a in (kept, reach))
+            negatives = negatives.reshape(passes, len(index), -1)
         else:
-            center = context = np.zeros(0, np.int32)
-            negatives = np.zeros((0, self.config.negatives), np.int32)
-            pass_pairs = np.zeros(1, np.int32)
-        batch.update(center=center, context=context, negatives=negatives, pass_pairs=pass_pairs)
+            ctx = reach = np.zeros((1, 0, 0), np.int32)
+            negatives = np.zeros((1, 0, self.config.noise_pool), np.int32)
+        batch.update(ctx_ids=ctx, ctx_reach=reach, ctx_negatives=negatives)
         return batch
 
-    def context_pairs(self, ids: np.ndarray, rng: np.random.Generator):
-        """word2vec skip-gram pairs within a random window, frequent words subsampled."""
+    def context_windows(self, ids: np.ndarray, rng: np.random.Generator):
+        """word2vec skip-gram windows of a batch of sentences, as gensim builds them: frequent
+        words subsampled away first (`keep_prob`), then for each remaining word (the target) a
+        window of random reach 1..context_window over the remaining words; and `noise_pool`
+        noise words per sentence, shared by its pairs (see `objectives.context_windows`).
+
+        -> kept int32 [B, T'] (the kept words, left-aligned, 0-padded), reach int32 [B, T']
+        (0 at padding), negatives int32 [B, noise_pool]."""
         keep = rng.random(ids.shape) < self.keep_prob[ids]
-        reach = rng.integers(1, self.config.context_window + 1, size=ids.shape)
-        centers, contexts = [], []
-        for d in range(1, min(self.config.context_window, ids.shape[1] - 1) + 1):
-            both = keep[:, :-d] & keep[:, d:]
-            fwd = both & (reach[:, :-d] >= d)
-            bwd = both & (reach[:, d:] >= d)
-            centers += [ids[:, :-d][fwd], ids[:, d:][bwd]]
-            contexts += [ids[:, d:][fwd], ids[:, :-d][bwd]]
-        center = np.concatenate(centers) if centers else np.zeros(0, np.int32)
-        context = np.concatenate(contexts) if contexts else np.zeros(0, np.int32)
-        negatives = self.sampler.sample(center.size * self.config.negatives, rng)
-        return (center.astype(np.int32), context.astype(np.int32),
-                np.asarray(negatives, np.int32).reshape(center.size, self.config.negatives))
+        lengths = keep.sum(1)
+        width = max(int(lengths.max()) if lengths.size else 0, 1)
+        kept = np.zeros((ids.shape[0], width), np.int32)
+        rows = np.nonzero(keep)[0]
+        cols = np.cumsum(keep, axis=1)[keep] - 1
+        kept[rows, cols] = ids[keep]
+        valid = np.arange(width)[None, :] < lengths[:, None]
+        reach = np.zeros(kept.shape, np.int32)
+        reach[valid] = rng.integers(1, self.config.context_window + 1, size=int(valid.sum()))
+        pool = self.config.noise_pool
+        negatives = np.asarray(self.sampler.sample(ids.shape[0] * pool, rng), np.int32).reshape(ids.shape[0], pool)
+        return kept, reach, negatives
 
     def stream(self, start_step: int, total_steps: int) -> Iterator[tuple]:
         """Batches for global steps start_step .. total_steps-1, as tuples in INPUT_SPECS order."""

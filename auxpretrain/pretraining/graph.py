@@ -6,82 +6,121 @@ from __future__ import annotations
 import collections
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
 from auxpretrain.config import ModelConfig, PretrainConfig
-from auxpretrain.model.objectives import INPUT_SPECS, build_pretrain_model, context_pair_loss
+from auxpretrain.model.objectives import INPUT_SPECS, build_pretrain_model, context_targets
 from auxpretrain.pretraining.batches import BatchMaker
 
 tf1 = tf.compat.v1
 
 
-def sum_repeated_rows(grads_and_vars, enabled: bool = True):
-    """(gradient, variable) pairs whose IndexedSlices gradients hold each row once, a repeated
-    row's slices summed first. TensorFlow's CPU scatter adds a row's repeated updates in a
-    varying order, so two runs of the same command, or a resumed run and an
-    uninterrupted one, drift apart from the first step (docs/cli.md); summed, each row gets one
-    update and the result is the same every time (for about 17% more CPU a step:
-    benchmarks.determinism). `enabled=False`: as they come."""
-    out = []
-    for grad, var in grads_and_vars:
-        if enabled and isinstance(grad, tf.IndexedSlices):
-            rows, at = tf.unique(grad.indices)
-            grad = tf.IndexedSlices(tf.math.unsorted_segment_sum(grad.values, at, tf.shape(rows)[0]), rows,
-                                    grad.dense_shape)
-        out.append((grad, var))
-    return out
+def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negatives: int = 5,
+                   deterministic: bool = False):
+    """Adam (clipped) on the non-context objectives; word2vec's SGD on the context windows.
 
+    The context objective's passes (`inputs["ctx_*"]`, [passes, sentences, ...]) are SGD
+    updates in turn, inside one `tf.while_loop`: each reads the rows the previous one wrote, as
+    word2vec's sequential updates do (one summed update over several passes' pairs diverges:
+    frequent words' rows get too many at once). The updates add each pair's gradient to its
+    rows directly (no optimizer, no tf.gradients): the two batched products of
+    `context_windows` give every row's gradient. `deterministic`: each row's deltas are summed
+    before they are added (TensorFlow's scatter adds a row's repeats in parallel, in no fixed
+    order), so that runs are bit-identical; steps are ~25% slower.
 
-def build_train_op(model, lr, context_lr, clip_norm: float, global_step, context_passes: int = 1,
-                   unique_rows: bool = False):
-    """Adam (clipped) on the non-context objectives; word2vec's SGD on the context pairs, one
-    update per context pass (`inputs["pass_pairs"]` splits the pairs), each reading the
-    tables the previous one wrote, as word2vec's sequential updates do (one summed update
-    over several passes' pairs diverges: frequent words' rows get too many at once).
-    `unique_rows`: each pass's repeated rows are summed before the update (`sum_repeated_rows`)."""
-    updates = []  # (optimizer, [(gradient, variable)])
+    -> (train op, the context loss per pair over the step as each update saw it before
+    applying, or None without the context objective)."""
     with tf1.name_scope("train"):
+        sentence_ops, sentence_grads, adam_vars = [], [], []
         if model.loss.op.type != "Const":
             variables = tf1.trainable_variables()
             grads = tf.gradients(model.loss, variables)
             pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
             clipped, _ = tf.clip_by_global_norm([g for g, _ in pairs], clip_norm)
-            updates.append((tf1.train.AdamOptimizer(lr), list(zip(clipped, [v for _, v in pairs]))))
-        sgd = None  # the context objective's optimizer, when it is on
+            adam_vars = [v for _, v in pairs]
+            sentence_grads = [g.values if isinstance(g, tf.IndexedSlices) else g for g in clipped]
+            # every gradient is computed before any variable changes: without this an update
+            # of embedding/table races the sentence branch's reads of it (runs not reproducible)
+            with tf.control_dependencies(sentence_grads):
+                sentence_ops.append(tf1.train.AdamOptimizer(lr).apply_gradients(list(zip(clipped, adam_vars))))
+        context_loss = None
+        context_ops = []
         if model.context_weight is not None:
             tables = table_parts(model.encoder.embedding_table) + table_parts(model.context_table)
-            sgd = tf1.train.GradientDescentOptimizer(context_lr)
-            inputs = model.inputs
-            ends = tf.cumsum(inputs["pass_pairs"]) if context_passes > 1 else None
+            # the loop starts once the sentence branch has read the embedding, and after its
+            # update when that update writes a table too (embedding_from_context_only off)
+            writes_table = any(v is t for v in adam_vars for t in tables)
+            after = sentence_ops if writes_table else sentence_grads
+            with tf.control_dependencies(after):
+                loop, context_loss = _context_loop(model, context_lr, negatives, deterministic)
+            context_ops.append(loop)
+        with tf.control_dependencies(sentence_ops + context_ops):
+            return tf1.assign_add(global_step, 1), context_loss
 
-            def context_grads(k):
-                """Gradients of pass k's summed pair losses (all pairs when there is one pass)."""
-                if context_passes == 1:
-                    picked = [inputs["center"], inputs["context"], inputs["negatives"]]
-                else:
-                    start = ends[k - 1] if k else 0
-                    picked = [inputs[n][start:ends[k]] for n in ("center", "context", "negatives")]
-                per_pair = context_pair_loss(model.encoder.embedding_table, model.context_table, *picked)
-                return sum_repeated_rows(sgd.compute_gradients(model.context_weight * tf.reduce_sum(per_pair),
-                                                               var_list=tables), unique_rows)
 
-            updates.append((sgd, context_grads(0)))
-        # every gradient is computed before any variable changes: without this the SGD update
-        # of embedding/table races the Adam branch's reads of it (runs and resumes not reproducible)
-        grads = [g.values if isinstance(g, tf.IndexedSlices) else g
-                 for _, gv in updates for g, _ in gv if g is not None]
-        ops = []
-        with tf.control_dependencies(grads):
-            for optimizer, gv in updates:
-                with tf.control_dependencies(ops):  # one after the other: both may update the table
-                    ops.append(optimizer.apply_gradients(gv))
-        if sgd is not None:
-            for k in range(1, context_passes):
-                with tf.control_dependencies(ops[-1:]):  # pass k reads what pass k-1 wrote
-                    gv = context_grads(k)
-                ops.append(sgd.apply_gradients(gv))
-        with tf.control_dependencies(ops):
-            return tf1.assign_add(global_step, 1)
+def _context_loop(model, context_lr, negatives: int, deterministic: bool):
+    """The context objective's sequential SGD updates (see `build_train_op`) as one while loop
+    over the passes. -> (loop op, loss per pair)."""
+    inputs = model.inputs
+    ids, reach, noise = (inputs[name] for name in ("ctx_ids", "ctx_reach", "ctx_negatives"))
+    # what does not depend on the tables, for every pass at once (fewer ops in the loop)
+    output_ids, weights, labels, pairs = context_targets(ids, reach, noise, negatives)
+    scale = -context_lr * model.context_weight
+    embedding, output = model.encoder.embedding_table, model.context_table
+
+    pool = tf.shape(noise)[-1]
+    # each pass's width: its longest sentence (kept words are left-aligned)
+    widths = tf.reduce_max(tf.reduce_sum(tf.cast(ids > 0, tf.int32), axis=-1), axis=-1)
+
+    def body(i, loss):
+        w = widths[i]
+        ids_i = ids[i, :, :w]
+        output_ids_i = output_ids[i, :, :pool + w]
+        weights_i, labels_i = weights[i, :, :w, :pool + w], labels[i, :, :, :pool + w]
+        inputs_i = tf.nn.embedding_lookup(embedding, ids_i)  # [B, w, d]
+        outputs_i = tf.nn.embedding_lookup(output, output_ids_i)  # [B, P + w, d]
+        probability = tf.sigmoid(tf.matmul(inputs_i, outputs_i, transpose_b=True))  # [B, i, P + w]
+        # d loss / d score: probability for noise, probability - 1 for a real pair; times -lr
+        step = (weights_i * scale) * (probability - labels_i)
+        d_in = tf.matmul(step, outputs_i)  # [B, i, d]: each word's input-vector update
+        d_out = tf.matmul(step, inputs_i, transpose_a=True)  # [B, P + w, d]: output vectors'
+        # the rows of words, not of padding (a scatter costs per row, zeros included)
+        update = _add_rows([(table, tf.boolean_mask(rows, rows > 0), tf.boolean_mask(delta, rows > 0))
+                            for table, rows, delta in ((embedding, ids_i, d_in), (output, output_ids_i, d_out))],
+                           deterministic)
+        # the pairs' loss as the update saw it: -log of the probability of the right label
+        right = tf.abs(probability - 1.0 + labels_i)
+        with tf.control_dependencies([update]):  # the next pass reads what this one wrote
+            return i + 1, loss - tf.reduce_sum(weights_i * tf.math.log(tf.maximum(right, 1e-30)))
+
+    _, loss = tf.while_loop(lambda i, _: i < tf.shape(ids)[0], body, [tf.constant(0), tf.constant(0.0)],
+                            parallel_iterations=1, name="context_updates")
+    return loss.op, loss / tf.maximum(pairs, 1.0)
+
+
+def _add_rows(updates, deterministic: bool = False):
+    """One op adding each (table, row ids, deltas) of `updates` to its rows (duplicate ids add
+    up, in a fixed order when `deterministic`); a partitioned table gets one scatter per part
+    (rows split as its parts hold them)."""
+    ops = []
+    for table, ids, deltas in updates:
+        if deterministic:  # one delta a row: TensorFlow's scatter adds repeated rows in no fixed order
+            ids, where = tf.unique(ids)
+            deltas = tf.math.unsorted_segment_sum(deltas, where, tf.shape(ids)[0])
+        parts = table_parts(table)
+        if len(parts) == 1:
+            ops.append(parts[0].scatter_add(tf.IndexedSlices(deltas, ids)))
+            continue
+        sizes = [int(part.shape[0]) for part in parts]
+        bounds = tf.constant(np.cumsum(sizes)[:-1], tf.int32)
+        which = tf.searchsorted(bounds, ids, side="right")
+        local = ids - tf.gather(tf.constant(np.concatenate([[0], np.cumsum(sizes)[:-1]]), tf.int32), which)
+        for part, part_ids, part_deltas in zip(parts, tf.dynamic_partition(local, which, len(parts)),
+                                               tf.dynamic_partition(deltas, which, len(parts))):
+            ops.append(part.scatter_add(tf.IndexedSlices(part_deltas, part_ids)))
+    return tf.group(*ops)
+
 
 def table_parts(variable) -> list:
     """[variable], or the parts of a PartitionedVariable (a sharded table)."""
@@ -97,8 +136,7 @@ def build_train_graph(maker: BatchMaker, model_config: ModelConfig, config: Pret
     `maker.stream(start, stream_end or total_steps)` (feed `start_step` when running
     `iterator.initializer`); `inputs` (name -> tensor, feedable with held-out batches); the
     model, its two [vocab, dim] tables split by `partitioner` if given; the learning-rate
-    schedule (over `total_steps`), train op, summaries. `config.deterministic` sums the repeated
-    rows of the sparse updates first (`sum_repeated_rows`)."""
+    schedule (over `total_steps`), train op, summaries."""
     global_step = tf1.train.get_or_create_global_step()
     start_step = tf1.placeholder_with_default(tf.constant(0, tf.int64), [], name="start_step")
     dataset = tf.data.Dataset.from_generator(
@@ -113,17 +151,19 @@ def build_train_graph(maker: BatchMaker, model_config: ModelConfig, config: Pret
               for (name, spec), t in zip(INPUT_SPECS.items(), next_batch)}
     model = build_pretrain_model(inputs, model_config, config.objectives,
                                  config.embedding_from_context_only, seed=config.seed,
-                                 partitioner=partitioner)
+                                 partitioner=partitioner, negatives=config.negatives)
     step_f = tf.cast(global_step, tf.float32)
     warm = float(max(config.warmup_steps, 1))
     lr = config.learning_rate * tf.minimum(
         (step_f + 1.0) / warm,
         tf.maximum(0.0, (total_steps - step_f) / max(total_steps - warm, 1.0)))
     decay = tf.maximum(1e-4, 1.0 - step_f / float(total_steps))
-    train_op = build_train_op(model, lr, config.context_learning_rate * decay, config.clip_norm,
-                         global_step, config.context_passes, config.deterministic)
-    total_loss = tf.add_n([config.objectives[k] * v for k, v in sorted(model.losses.items())])
+    train_op, context_loss = build_train_op(model, lr, config.context_learning_rate * decay, config.clip_norm,
+                                            global_step, config.negatives, config.deterministic)
+    # the training losses: the context loss as the train op computed it (not once more)
+    losses = dict(model.losses, **({"context": context_loss} if context_loss is not None else {}))
+    total_loss = tf.add_n([config.objectives[k] * v for k, v in sorted(losses.items())])
     summaries = [tf1.summary.scalar("loss/total", total_loss), tf1.summary.scalar("learning_rate", lr)]
-    summaries += [tf1.summary.scalar(f"loss/{k}", v) for k, v in model.losses.items()]
+    summaries += [tf1.summary.scalar(f"loss/{k}", v) for k, v in losses.items()]
     return TrainGraph(global_step, iterator, start_step, inputs, model, lr, train_op, total_loss,
                       tf1.summary.merge(summaries))

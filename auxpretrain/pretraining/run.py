@@ -129,12 +129,12 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
 
             bar = tqdm(total=total_steps, initial=start, unit="step", file=sys.stderr,
                        dynamic_ncols=True, mininterval=1.0, disable=not sys.stderr.isatty())
-        tokens = pairs_seen = 0
+        tokens = context_width = 0
         train_seconds = 0.0
         last_ckpt_time = time.time()
         step = start
         heldout = evaluation.HeldoutTracker(model, inputs, heldout_batches, writer, total_steps, config.patience, log)
-        fetches = {"train": train_op, "loss": total_loss, "good": inputs["good"], "center": inputs["center"]}
+        fetches = {"train": train_op, "loss": total_loss, "good": inputs["good"], "context": inputs["ctx_ids"]}
         while step < total_steps:
             t0 = time.perf_counter()
             try:
@@ -145,7 +145,7 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
             train_seconds += time.perf_counter() - t0
             step += 1
             tokens += int(np.count_nonzero(out["good"])) * 2
-            pairs_seen += int(out["center"].size)
+            context_width += (out["context"] > 0).sum(-1).max(-1, initial=0).mean()  # the passes' widths
             if want_summary:
                 writer.add_summary(out["summary"], step)
             if bar is not None:
@@ -171,7 +171,7 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
     probe = evaluation.frequency_probe(*evaluation.probe_sets(maker, heldout_batches), vocab.counts)
     throughput = tokens / max(train_seconds, 1e-9) if tokens else None
     steps_run = max(step - start, 1)
-    perf = performance(model_config, config, data.train, throughput, pairs_seen / steps_run, log) \
+    perf = performance(model_config, config, data.train, throughput, context_width / steps_run, log) \
         if throughput and measure_speed else {}
     summary = {
         "steps": step, "total_steps": total_steps, "resumed_from": start,
@@ -199,6 +199,7 @@ def prepare_run(corpus: Sequence[str], out_dir: Optional[str], model_overrides: 
     run_spec = {
         "corpus": list(corpus), "text_column": c.text_column, "tokenizer": tokenizer.to_dict(),
         "min_count": c.min_count, "max_vocab": c.max_vocab, "split_sample_chars": c.split_sample_chars,
+        "train_splitter": c.train_splitter,
         "init_embeddings": init_embeddings,
         "model": dict(model_overrides), "pretrain": config.to_dict(), "corruption": corruption.to_dict(),
         **dict(extra_spec or {}),
@@ -221,7 +222,8 @@ def prepare_run(corpus: Sequence[str], out_dir: Optional[str], model_overrides: 
         record = vocab is None
     data = prepare_corpus(corpus, tokenizer, c.min_count, c.max_vocab, config.heldout_fraction,
                           config.min_heldout, config.seed, text_column=c.text_column, vocab=vocab, log=log,
-                          cache_dir=cache_dir, split_sample_chars=c.split_sample_chars)
+                          cache_dir=cache_dir, split_sample_chars=c.split_sample_chars,
+                          train_splitter=c.train_splitter)
     if record:
         data.vocab.save(vocab_path)
         data.vocab.save_counts(counts_path)
@@ -269,6 +271,7 @@ def _upgraded(old: Any) -> Any:
             pre.setdefault(f.name, PretrainConfig().to_dict()[f.name])
         old["pretrain"] = pre
     old.setdefault("split_sample_chars", default_of(CorpusConfig, "split_sample_chars"))
+    old.setdefault("train_splitter", False)  # earlier runs trained Punkt; their encoded ids are reused
     return old
 
 

