@@ -30,6 +30,7 @@ OBJECTIVES = ("sentence", "ranking", "window", "token", "context")
 CORRUPTION_OPS = ("replace", "swap")
 SCHEDULES = ("constant", "gradual")
 VOCAB_MODES = ("export", "extend")
+ENSEMBLES = ("auto", "ngram", "none")
 FREEZE_WORDS = ("none", "all", "embedding", "auto")
 DEFAULT_GRADUAL_FACTOR = 2.6  # ULMFiT's discriminative factor between layer groups
 # keys that earlier versions wrote into run.json / manifests under another name
@@ -392,6 +393,12 @@ class TransferConfig(_Config):
     max_length: Optional[int] = _field(None, "tokens kept per text, longer ones are cut and counted (None: "
                                              f"{TASK_LENGTH_RULE})")
     seed: int = _field(0, "graph seed, initialisers, dropout, shuffling")
+    ensemble: str = _field("auto", "members besides the neural model: ngram (a TF-IDF word + character "
+                                   "n-gram logistic regression, probabilities averaged with a weight chosen "
+                                   "on dev), none, or auto (ngram from ensemble_min_examples training "
+                                   "examples on, where it was measured to help)")
+    ensemble_min_examples: int = _field(500, "ensemble=auto adds the n-gram member from this many training "
+                                             "examples on (below, it was measured to hurt: 100 labels -1.0)")
     eval_batch_size: int = _field(256, "examples per evaluation batch")
 
     def __post_init__(self):
@@ -415,6 +422,9 @@ class TransferConfig(_Config):
         check(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
         check(self.vocab in VOCAB_MODES, f"vocab must be one of {', '.join(VOCAB_MODES)}, got {self.vocab!r}")
         check(self.eval_batch_size >= 1, "eval batch size must be >= 1")
+        check(self.ensemble in ENSEMBLES, f"ensemble must be one of {', '.join(ENSEMBLES)}, got {self.ensemble!r}")
+        check(isinstance(self.ensemble_min_examples, int) and self.ensemble_min_examples >= 1,
+              f"ensemble_min_examples must be >= 1, got {self.ensemble_min_examples!r}")
         check(self.noise_scale >= 0, "noise scale must be >= 0")
         check(self.max_length is None or 1 <= self.max_length <= MODEL_LIMITS["max_length"],
               f"max length must be an integer in 1..{MODEL_LIMITS['max_length']:,} (or None), got {self.max_length!r}")

@@ -160,6 +160,8 @@ def add_transfer(sub) -> None:
                  "do not cache the outputs of frozen bottom layers (slower, same result)")
     flags.add(train, TransferConfig, "max_length", metavar="N", type=int,
               help="tokens kept per text; longer texts are cut and the log counts them", default_text=TASK_LENGTH_RULE)
+    flags.add(train, TransferConfig, "ensemble", choices=["auto", "ngram", "none"])
+    flags.add(train, TransferConfig, "ensemble_min_examples", metavar="N")
     flags.add(train, TransferConfig, "seed")
     out = p.add_argument_group("output")
     out.add_argument("--out", metavar="DIR", help="save the fine-tuned model here (load_model(DIR).predict(texts))")
@@ -174,7 +176,7 @@ def add_transfer(sub) -> None:
 
 SETTINGS = ("epochs", "batch_size", "learning_rate", "dropout", "layer_dropout", "patience", "freeze",
             "schedule", "layer_lr_factor", "embedding_lr_scale", "weight_decay", "cache", "bucket",
-            "allow_partial", "vocab", "max_length", "seed")
+            "allow_partial", "vocab", "max_length", "ensemble", "ensemble_min_examples", "seed")
 
 
 def _layers(spec):
@@ -263,6 +265,10 @@ def run_transfer(args) -> int:
               f"{m['train_size']} training examples)")
     else:
         print(f"dev accuracy {m['dev_accuracy']:.4f} at epoch {m['best_epoch']} (no test split)")
+    members = m.get("ensemble")
+    if members and "neural_accuracy" in members:
+        print(f"ensemble: neural {members['neural_accuracy']:.4f} + n-gram {members['ngram_accuracy']:.4f} "
+              f"(weights {members['neural_weight']:g} / {1 - members['neural_weight']:g}, chosen on dev)")
     if result.report is not None:
         print(result.report)
     print(f"frozen variables: {', '.join(result.frozen) if result.frozen else 'none'}")

@@ -28,6 +28,7 @@ from auxpretrain.transfer.classifier_graph import ClassifierGraph, build_classif
 from auxpretrain.transfer.fine_tuning import check_settings, fine_tune, transfer_layers
 from auxpretrain.transfer.layers import checked_layer_values, resolve_layer
 from auxpretrain.transfer.saved import MODEL_JSON, TaskModel, load_model
+from auxpretrain.transfer.ngrams import fuse
 from auxpretrain.transfer.report import RestoreReport, initialiser_report
 from auxpretrain.transfer.task_graph import Feeder, accuracy, encode_split, macro_f1, predict_probs
 from auxpretrain.transfer.training_run import bucket_batches
@@ -81,6 +82,9 @@ class TextClassifier:
         self._session = None
         self._h: Optional[ClassifierGraph] = None
         self._fitted = False
+        # the n-gram member of the ensemble `fit` may add (settings.ensemble), and the neural weight;
+        # partial_fit updates the neural member only
+        self.ngram_, self.ensemble_weight_ = None, 1.0
         self._rng = np.random.default_rng(self.settings.seed)
 
     # ------------------------------------------------------------ construction
@@ -128,6 +132,7 @@ class TextClassifier:
             clf._build(task_model.config, task_model.vocab, task_model.tokenizer, classes, frozen,
                        values=task_model.values())
             clf.metrics_ = dict(meta.get("metrics") or {})
+            clf.ngram_, clf.ensemble_weight_ = task_model.ngram, task_model.ensemble_weight
             clf._fitted = True
         finally:
             task_model.close()
@@ -164,6 +169,7 @@ class TextClassifier:
         self.history_ = list(result.epochs)
         self.metrics_ = dict(result.metrics)
         self.report_ = result.report or initialiser_report(self._h.shapes, result.frozen)
+        self.ngram_, self.ensemble_weight_ = result.ngram, result.ensemble_weight
         self._fitted = True
         return self
 
@@ -285,8 +291,10 @@ class TextClassifier:
         texts = check_texts(texts)
         data = encode_split(texts, np.zeros(len(texts), np.int32), self.tokenizer, self.vocab,
                                     self.config.max_length)
-        return predict_probs(self._session, self._h.model, Feeder("ids", data),
-                                     self.settings.eval_batch_size)
+        probs = predict_probs(self._session, self._h.model, Feeder("ids", data), self.settings.eval_batch_size)
+        if self.ngram_ is not None:
+            probs = fuse(probs, self.ngram_.predict_proba(texts), self.ensemble_weight_).astype(np.float32)
+        return probs
 
     def predict(self, texts: Sequence[str]) -> list:
         """The predicted class of each text (elements of `classes_`), a list of len(texts)."""
@@ -409,7 +417,8 @@ class TextClassifier:
                  "pretrained": str(self._export.path) if self._export is not None else None,
                  "metrics": self.metrics_}
         task_model = TaskModel(self.config, self.values(), self.vocab, self.tokenizer,
-                                            [str(c) for c in self.classes_])
+                               [str(c) for c in self.classes_], ngram=self.ngram_,
+                               ensemble_weight=self.ensemble_weight_)
         try:
             return task_model.save(path, extra=extra)
         finally:

@@ -35,6 +35,7 @@ from auxpretrain.errors import ConfigError, ExportError, InputError
 from auxpretrain.export import expected_variables, load_export
 from auxpretrain.model.variables import parse_freeze, select_layers
 from auxpretrain.transfer.checkpoints import check_run_dir, run_spec
+from auxpretrain.transfer.ngrams import choose_weight, fit_ngram_model, fuse
 from auxpretrain.transfer.restore import RestoreReport
 from auxpretrain.transfer.saved import TaskModel
 from auxpretrain.transfer.task_graph import accuracy, encode_split, macro_f1
@@ -101,6 +102,8 @@ class TransferResult:
     auto: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # freeze=auto table
     chosen: str = ""  # freeze=auto: the label of the configuration kept
     checkpoint: Dict[str, Any] = dataclasses.field(default_factory=dict)  # dir, resumed_from_epoch
+    ngram: Any = None  # the n-gram member (transfer.ngrams.NgramModel) of the ensemble, or None
+    ensemble_weight: float = 1.0  # the neural member's weight in the fused probabilities
 
     def to_dict(self) -> Dict[str, Any]:
         """The metrics JSON (`--json`): no weights."""
@@ -124,7 +127,8 @@ class TransferResult:
 
     def model(self) -> TaskModel:
         """The fine-tuned model in memory (no disk)."""
-        return TaskModel(self.config, self.values, self.vocab, self.tokenizer, self.label_names)
+        return TaskModel(self.config, self.values, self.vocab, self.tokenizer, self.label_names,
+                         ngram=self.ngram, ensemble_weight=self.ensemble_weight)
 
 def _candidates(names: Sequence[str]) -> List[Tuple[str, List[str], List[str]]]:
     """freeze=auto: (label, transferred layers, frozen layers), tried in this order."""
@@ -252,13 +256,19 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                                   f"freeze fewer layers or transfer more")
             run = train_run("", transferred=available, frozen_layers=freeze, **run_args)
 
+    ngram, weight, members = _ensemble(task, run, settings, tokenizer, num_classes, log)
+    test_probs = run.test_probs
+    if ngram is not None and test_probs is not None:
+        test_probs = fuse(test_probs, ngram.predict_proba(task.test.texts), weight)
     metrics: Dict[str, Any] = {"train_size": len(task.train), "dev_size": len(task.dev),
                                "test_size": len(task.test), "num_classes": num_classes,
                                "max_length": max_length, "texts_cut": texts_cut,
                                "dev_accuracy": round(run.dev_accuracy, 5), "best_epoch": run.best_epoch,
                                "train_oov_rate": round(oov, 5)}
-    if run.test_probs is not None:
-        predictions = run.test_probs.argmax(-1)
+    if members:
+        metrics["ensemble"] = members
+    if test_probs is not None:
+        predictions = test_probs.argmax(-1)
         metrics["accuracy"] = round(accuracy(task.test.labels, predictions), 5)
         metrics["macro_f1"] = round(macro_f1(task.test.labels, predictions, num_classes), 5)
     else:
@@ -271,9 +281,39 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                           vocab=vocab, tokenizer=tokenizer, pretrained=source, settings=settings,
                           metrics=metrics, epochs=run.epochs, report=run.report,
                           frozen=run.frozen_variables, cache=run.cache, timings=timings,
-                          values=run.values, auto=auto_rows, chosen=chosen,
+                          values=run.values, auto=auto_rows, chosen=chosen, ngram=ngram, ensemble_weight=weight,
                           checkpoint={"dir": checkpoint_dir, "resumed_from_epoch": run.resumed_from}
                           if checkpoint_dir is not None else {})
+
+def _ensemble(task, run, settings: TransferConfig, tokenizer, num_classes: int, log):
+    """The n-gram member and the neural weight, or (None, 1.0, {}) when the ensemble is off: a
+    TF-IDF word + character n-gram logistic regression (C on dev), averaged with the neural
+    model's probabilities with the weight of the lowest dev cross-entropy."""
+    use = settings.ensemble == "ngram" or (settings.ensemble == "auto"
+                                          and len(task.train) >= settings.ensemble_min_examples)
+    if not use:
+        if settings.ensemble == "auto":
+            log(f"ensemble: neural model only ({len(task.train)} training examples, fewer than "
+                f"ensemble_min_examples {settings.ensemble_min_examples})")
+        return None, 1.0, {}
+    t0 = time.perf_counter()
+    ngram, c_scores = fit_ngram_model(task.train.texts, task.train.labels, task.dev.texts, task.dev.labels,
+                                      num_classes, tokenizer)
+    ngram_dev = ngram.predict_proba(task.dev.texts)
+    weight, losses = choose_weight(run.dev_probs, ngram_dev, task.dev.labels)
+    fused_dev = accuracy(task.dev.labels, fuse(run.dev_probs, ngram_dev, weight).argmax(-1))
+    members = {"neural_weight": weight, "dev_cross_entropy_by_weight": losses, "dev_accuracy": round(fused_dev, 5),
+               "neural_dev_accuracy": round(run.dev_accuracy, 5),
+               "ngram_dev_accuracy": round(accuracy(task.dev.labels, ngram_dev.argmax(-1)), 5),
+               "ngram_c": ngram.c, "ngram_dev_accuracy_by_c": c_scores,
+               "ngram_seconds": round(time.perf_counter() - t0, 3)}
+    if run.test_probs is not None:
+        members["neural_accuracy"] = round(accuracy(task.test.labels, run.test_probs.argmax(-1)), 5)
+        members["ngram_accuracy"] = round(accuracy(task.test.labels, ngram.predict_proba(task.test.texts).argmax(-1)), 5)
+    log(f"ensemble: neural weight {weight} (dev cross-entropy {losses}); dev accuracy neural "
+        f"{run.dev_accuracy:.4f}, n-gram {members['ngram_dev_accuracy']:.4f} (C {ngram.c}), fused {fused_dev:.4f}")
+    return ngram, weight, members
+
 
 def transfer_layers(settings: TransferConfig, export, log: Optional[Callable[[str], None]] = None) -> List[str]:
     """The export layers a run restores: `settings.layers` resolved against the export.

@@ -24,6 +24,7 @@ from auxpretrain.files import (atomic_write_json, check_listed, committed_dir, f
 from auxpretrain.model.encoder import build_classifier, build_encoder
 from auxpretrain.model.variables import HEAD, layer_of, strip_suffix
 from auxpretrain.transfer.layers import checked_layer_values, resolve_layer
+from auxpretrain.transfer.ngrams import NgramModel, fuse
 from auxpretrain.transfer.restore import Assigner
 from auxpretrain.transfer.task_graph import batch_width, length_batches
 
@@ -42,11 +43,14 @@ class TaskModel:
     """A fine-tuned task model for prediction: `predict(texts)` -> label names.
 
     Built in its own graph from variable values (encoder under the export's names + `head/`).
+    With an n-gram member (`ngram`, a transfer.ngrams.NgramModel), the class probabilities are
+    `ensemble_weight` * neural + (1 - `ensemble_weight`) * n-gram.
     """
 
     def __init__(self, config: ModelConfig, values: Mapping[str, np.ndarray], vocab, tokenizer,
-                 label_names: Sequence[str], batch_size: int = 256):
+                 label_names: Sequence[str], batch_size: int = 256, ngram=None, ensemble_weight: float = 1.0):
         self.config, self.vocab, self.tokenizer = config, vocab, tokenizer
+        self.ngram, self.ensemble_weight = ngram, float(ensemble_weight)
         self.label_names = list(label_names)
         self.batch_size = batch_size
         self.graph = tf.Graph()
@@ -78,6 +82,8 @@ class TaskModel:
         out = np.zeros((len(tokens), len(self.label_names)), np.float32)
         for idx in length_batches(np.asarray(lengths), self.batch_size):
             out[idx] = self.session.run(self._probs, {self._ids: ids[idx, :batch_width(lengths[idx])]})
+        if self.ngram is not None:
+            out = fuse(out, self.ngram.predict_proba(list(texts)), self.ensemble_weight).astype(np.float32)
         return out
 
     def predict(self, texts: Sequence[str]) -> List[str]:
@@ -116,11 +122,15 @@ class TaskModel:
                 self._saver.save(self.session, os.path.join(tmp, MODEL_CKPT), write_meta_graph=False,
                                  write_state=False)
             self.vocab.save(os.path.join(tmp, MODEL_VOCAB))
+            if self.ngram is not None:
+                self.ngram.save(tmp)
             files = {n: sha256_file(os.path.join(tmp, n)) for n in sorted(os.listdir(tmp))}
             meta = {"format_version": MODEL_FORMAT_VERSION, "package": "auxpretrain",
                     "kind": "task_model", "label_names": self.label_names,
                     "model_config": self.config.to_dict(), "tokenizer": self.tokenizer.to_dict(),
                     "checkpoint": MODEL_CKPT, "files": files}
+            if self.ngram is not None:
+                meta["ensemble"] = {"member": "ngram", "neural_weight": self.ensemble_weight}
             meta.update(dict(extra or {}))
             atomic_write_json(os.path.join(tmp, MODEL_JSON), meta)
             replace_dir(tmp, out_dir, error=InputError)
@@ -177,4 +187,13 @@ def load_model(path: str) -> TaskModel:
         values = {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
     except Exception as e:  # TF raises several error types for a damaged checkpoint
         raise InputError(f"{prefix}: cannot read the checkpoint ({first_line(e)}); save the model again") from None
-    return TaskModel(config, values, vocab, tokenizer, label_names)
+    ngram, weight = None, 1.0
+    if meta.get("ensemble") is not None:
+        ensemble = meta["ensemble"]
+        weight = ensemble.get("neural_weight") if isinstance(ensemble, dict) else None
+        if not isinstance(ensemble, dict) or ensemble.get("member") != "ngram" or isinstance(weight, bool) \
+                or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+            raise InputError(f"{meta_path}: ensemble {ensemble!r} is not an n-gram member with a neural "
+                             "weight in [0, 1]; save the model again")
+        ngram = NgramModel.load(path, tokenizer)
+    return TaskModel(config, values, vocab, tokenizer, label_names, ngram=ngram, ensemble_weight=weight)

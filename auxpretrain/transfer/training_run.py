@@ -41,6 +41,7 @@ class RunResult:
     best_epoch: int
     dev_accuracy: float
     dev_predictions: np.ndarray
+    dev_probs: np.ndarray  # float [dev, classes] of the best epoch
     test_probs: Optional[np.ndarray]
     values: Dict[str, np.ndarray]
     report: Optional[RestoreReport]
@@ -291,7 +292,7 @@ def train_run(label: str, data: Dict[str, EncodedSplit], config: ModelConfig, nu
     if kind == IDS and m == 0:
         cache_info.setdefault("reason", "nothing frozen at the bottom")
     return RunResult(label=label, transferred=transferred, frozen_layers=frozen_layers, epochs=epochs,
-                      best_epoch=best_epoch, dev_accuracy=best, dev_predictions=dev_probs.argmax(-1),
+                      best_epoch=best_epoch, dev_accuracy=best, dev_predictions=dev_probs.argmax(-1), dev_probs=dev_probs,
                       test_probs=test_probs, values=values_out, report=report,
                       frozen_variables=frozen_names, trained_variables=trained_names,
                       cache=cache_info, timings={k: round(v, 3) for k, v in timings.items()},
