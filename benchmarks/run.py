@@ -257,6 +257,10 @@ class Bench:
             row = {"accuracy": m["accuracy"], "dev_accuracy": m["dev_accuracy"], "macro_f1": m["macro_f1"],
                    "best_epoch": m["best_epoch"], "epochs_run": len(result.epochs),
                    "cache_used": bool(result.cache.get("used"))}
+            members = m.get("ensemble") or {}
+            if members:  # the fused accuracy above; each member's alone, for the tables' member rows
+                row.update(neural_accuracy=members.get("neural_accuracy"), ngram_accuracy=members.get("ngram_accuracy"),
+                           neural_weight=members["neural_weight"])
         row = dict({"method": method, "train_size": n, "seed": seed}, **row)
         row["seconds"] = round(time.perf_counter() - t0, 2)
         return row

@@ -4,7 +4,7 @@ headline against the targets, and summary_text (all of them: the printout and su
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from benchmarks.profiles import PRETRAINED_METHODS, TARGETS
 from benchmarks.results import aggregate, gains, ordered_methods, pretrain_records, reference_at
@@ -17,8 +17,10 @@ def size_label(size: int, full_size: Optional[int]) -> str:
 def format_table(rows: Sequence[Mapping[str, Any]], full_size: Optional[int] = None,
                  majority: Optional[float] = None, markdown: bool = False) -> str:
     """The learning-curve table: test accuracy % mean ± std over seeds per method and size,
-    then the gain over random in points."""
-    agg = aggregate(rows)
+    then the gain over random in points. A row fused with the n-gram member (its
+    `neural_accuracy`) also gives a "METHOD, neural alone" row and, once per size and seed, an
+    "ngram member alone" row."""
+    agg = aggregate(list(rows) + member_rows(rows))
     if not agg:
         return "(no learning-curve rows yet)"
     sizes = sorted({s for by_size in agg.values() for s in by_size})
@@ -47,6 +49,23 @@ def format_table(rows: Sequence[Mapping[str, Any]], full_size: Optional[int] = N
     if gain_rows:
         parts.append(_render("gain over random init, points (difference of the means)", head, gain_rows, markdown))
     return "\n\n".join(parts)
+
+
+NGRAM_MEMBER = "ngram member alone"
+
+
+def member_rows(rows: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """The ensemble members' accuracies of fused rows as rows of their own."""
+    out: List[Dict[str, Any]] = []
+    seen = set()
+    for r in rows:
+        if r.get("neural_accuracy") is None:
+            continue
+        out.append(dict(r, method=f"{r['method']}, neural alone", accuracy=r["neural_accuracy"]))
+        if r.get("ngram_accuracy") is not None and (r["train_size"], r["seed"]) not in seen:
+            seen.add((r["train_size"], r["seed"]))
+            out.append(dict(r, method=NGRAM_MEMBER, accuracy=r["ngram_accuracy"]))
+    return out
 
 
 def _render(title: str, head: List[str], body: List[List[str]], markdown: bool) -> str:

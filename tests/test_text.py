@@ -167,10 +167,10 @@ def test_word_ids_with_another_pattern_tokenize_every_sentence():
     assert lengths.tolist() == [3, 1] and [encoder.words[i] for i in ids] == ["a ", "b ", "c", "d"]
 
 
-def test_a_very_long_line_goes_to_punkt_in_pieces_with_the_same_sentences(monkeypatch):
+def test_a_very_long_line_goes_to_punkt_in_windows_with_the_same_sentences(monkeypatch):
     """A line of tens of megabytes went to Punkt whole (minutes; NLTK's 5 s limit a
-    traceback); lines go in pieces of MAX_SPLIT_CHARS cut after a possible sentence end.
-    Scaled down: pieces of 2,000 characters, a line of 60 KB."""
+    traceback); lines go in windows of MAX_SPLIT_CHARS, each continuing at the previous one's
+    last sentence. Scaled down: windows of 2,000 characters, a line of 60 KB."""
     from auxpretrain.data import text
 
     line = " ".join(SAMPLE * 40)
@@ -179,20 +179,21 @@ def test_a_very_long_line_goes_to_punkt_in_pieces_with_the_same_sentences(monkey
         splitter = SentenceSplitter.from_sample(SAMPLE, train=train)
         whole = splitter.split(line)
         calls = []
-        real = splitter._punkt.sentences
+        real = splitter._punkt.spans
         monkeypatch.setattr(text, "MAX_SPLIT_CHARS", 2_000)
-        monkeypatch.setattr(splitter._punkt, "sentences", lambda piece: calls.append(len(piece)) or real(piece))
+        monkeypatch.setattr(splitter._punkt, "spans", lambda piece: calls.append(len(piece)) or real(piece))
         assert splitter.split(line) == whole and " ".join(whole) == line  # nothing lost, the same split
         assert len(calls) > 20 and max(calls) <= 2_000
         monkeypatch.undo()
 
 
-def test_pieces_end_after_a_possible_sentence_end():
-    from auxpretrain.data.text import _pieces
+def test_a_window_of_one_sentence_is_cut_after_its_last_space():
+    from auxpretrain.data.text import _sentences
 
-    text = "One two. Three four five. Six seven eight nine ten. " * 3
-    pieces = list(_pieces(text.strip(), 30))
-    assert "".join(pieces) == text.strip()
-    assert all(len(p) <= 30 for p in pieces)
-    assert all(p.rstrip().endswith(".") for p in pieces)
-    assert list(_pieces("x" * 25, 10)) == ["x" * 10, "x" * 10, "x" * 5]  # no space: cut at the limit
+    splitter = SentenceSplitter.from_sample(SAMPLE)
+    splitter.split("Load it. Now.")
+    text = "word " * 30 + "end. Next one."
+    got = [s.strip() for s in _sentences(splitter._punkt, text, 40)]
+    assert " ".join(got).split() == text.split()
+    assert got[-1] == "Next one."
+    assert list(_sentences(splitter._punkt, "x" * 25, 10)) == ["x" * 10, "x" * 10, "x" * 5]  # no space

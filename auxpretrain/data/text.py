@@ -258,28 +258,31 @@ class SentenceSplitter:
                 self._punkt = punkt.PunktSplitter(punkt.PunktParameters())
             else:
                 self._load()
-        # in pieces: Punkt's regular expressions on a line of megabytes take minutes
-        return [s for piece in _pieces(text, MAX_SPLIT_CHARS)
-                for s in (s.strip() for s in self._punkt.sentences(piece)) if s]
+        return [s for s in (s.strip() for s in _sentences(self._punkt, text, MAX_SPLIT_CHARS)) if s]
 
     def __repr__(self) -> str:
         return f"SentenceSplitter(source={self.source!r})"
 
 
-def _pieces(text: str, limit: int) -> Iterable[str]:
-    """`text` in consecutive pieces of at most `limit` characters, each cut after the last
-    possible sentence end in it (else after its last space; else at `limit`)."""
+def _sentences(splitter, text: str, limit: int) -> Iterable[str]:
+    """`splitter`'s sentences of `text`, given to it in windows of at most `limit` characters
+    (its regular expressions run over all the text they get: minutes on a line of tens of
+    megabytes). Each window's sentences but its last (perhaps cut by the window) are final, and
+    the next window starts at that last one, so the sentences are the whole text's (Punkt
+    decides a boundary from the words beside it); a window of one sentence is cut after its last
+    space."""
     start = 0
     while len(text) - start > limit:
         window = text[start:start + limit]
-        cut = 0
-        for m in _MAYBE_BOUNDARY.finditer(window):
-            cut = m.end()
-        if not cut:
-            cut = max(window.rfind(" ") + 1, 0) or limit
-        yield text[start:start + cut]
-        start += cut
-    yield text[start:]
+        spans = splitter.spans(window)
+        if len(spans) >= 2 and spans[-1][0] > 0:
+            yield from (window[a:b] for a, b in spans[:-1])
+            start += spans[-1][0]
+        else:
+            cut = window.rfind(" ") + 1 or limit
+            yield from splitter.sentences(window[:cut])
+            start += cut
+    yield from splitter.sentences(text[start:])
 
 
 def _build_punkt(texts: Iterable[str], max_chars: int, train: bool):

@@ -285,6 +285,7 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                           checkpoint={"dir": checkpoint_dir, "resumed_from_epoch": run.resumed_from}
                           if checkpoint_dir is not None else {})
 
+
 def _ensemble(task, run, settings: TransferConfig, tokenizer, num_classes: int, log):
     """The n-gram member and the neural weight, or (None, 1.0, {}) when the ensemble is off: a
     TF-IDF word + character n-gram logistic regression (C on dev), averaged with the neural
