@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 ACTIVATIONS = ("tanh", "relu")
 POOLINGS = ("mean_max", "max", "mean")
+POOL_LAYERS = ("top", "all")
 OBJECTIVES = ("sentence", "ranking", "window", "token", "context")
 CORRUPTION_OPS = ("replace", "swap")
 SCHEDULES = ("constant", "gradual")
@@ -183,6 +184,8 @@ class ModelConfig(_Config):
                                       "max or mean")
     max_length: int = _field(64, "pretraining: tokens kept per sentence, longer ones are cut (a downstream "
                                  "task chooses its own: TransferConfig.max_length)")
+    pool_layers: str = _field("top", "outputs the sentence vector pools: top (the last layer's) or all (the "
+                                     "embedding's and every layer's, each pooled, concatenated)")
 
     def __post_init__(self):
         _check_types(self)
@@ -196,11 +199,14 @@ class ModelConfig(_Config):
                 raise ConfigError(f"{name} must be <= {limit:,}, got {value:,}")
         _check(self.activation in ACTIVATIONS, f"activation must be one of {ACTIVATIONS}")
         _check(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}")
+        _check(self.pool_layers in POOL_LAYERS, f"pool_layers must be one of {POOL_LAYERS}")
 
     @property
     def pooled_size(self) -> int:
         """Width of the pooled sentence vector."""
         width = self.hidden_size if self.num_layers else self.embedding_size
+        if self.pool_layers == "all":
+            width = self.embedding_size + self.num_layers * self.hidden_size
         return 2 * width if self.pooling == "mean_max" else width
 
     def layer_names(self):
@@ -393,6 +399,10 @@ class TransferConfig(_Config):
     max_length: Optional[int] = _field(None, "tokens kept per text, longer ones are cut and counted (None: "
                                              f"{TASK_LENGTH_RULE})")
     seed: int = _field(0, "graph seed, initialisers, dropout, shuffling")
+    pool_layers: str = _field("auto", "outputs the task model's sentence vector pools: top (the last layer's), "
+                                      "all (the embedding's and every layer's, concatenated), or auto: all "
+                                      "when every layer of the encoder is frozen (a frozen top layer alone "
+                                      "carries little of the task), else the export's (top)")
     ensemble: str = _field("auto", "members besides the neural model: ngram (a TF-IDF word + character "
                                    "n-gram logistic regression, probabilities averaged with a weight chosen "
                                    "on dev), none, or auto (ngram from ensemble_min_examples training "
@@ -422,6 +432,8 @@ class TransferConfig(_Config):
         check(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
         check(self.vocab in VOCAB_MODES, f"vocab must be one of {', '.join(VOCAB_MODES)}, got {self.vocab!r}")
         check(self.eval_batch_size >= 1, "eval batch size must be >= 1")
+        check(self.pool_layers in ("auto",) + POOL_LAYERS,
+              f"pool_layers must be one of auto, {', '.join(POOL_LAYERS)}, got {self.pool_layers!r}")
         check(self.ensemble in ENSEMBLES, f"ensemble must be one of {', '.join(ENSEMBLES)}, got {self.ensemble!r}")
         check(isinstance(self.ensemble_min_examples, int) and self.ensemble_min_examples >= 1,
               f"ensemble_min_examples must be >= 1, got {self.ensemble_min_examples!r}")

@@ -36,7 +36,7 @@ from auxpretrain.config import TransferConfig
 from auxpretrain.errors import ConfigError
 from auxpretrain.export import Export, as_export
 from auxpretrain.model.variables import EMBEDDING, parse_freeze
-from auxpretrain.transfer.fine_tuning import transfer_layers
+from auxpretrain.transfer.fine_tuning import task_config, transfer_layers
 from auxpretrain.transfer.graph_api import encode_texts
 from auxpretrain.transfer.report import RestoreReport
 from auxpretrain.transfer.restore import remap_rows
@@ -135,6 +135,8 @@ class PretrainedEncoder(keras.layers.Layer):
         by token, new words start at the mean pretrained row (feed ids of this vocabulary:
         `TextToIds(export, vocab=vocab)`).
       output: "pooled" or "sequence".
+      pool_layers: "top" | "all" | "auto", what the pooled vector pools, as `TransferConfig.pool_layers`
+        ("auto", the default: every layer's output when every layer is frozen, else the top's).
       seed: seed of the initialisers of the layers that are not restored.
 
     `report` is a RestoreReport (restored, frozen, trainable, vocabulary remapping) of the
@@ -142,7 +144,7 @@ class PretrainedEncoder(keras.layers.Layer):
     """
 
     def __init__(self, source, layers="default", freeze="none", vocab=None, output: str = "pooled",
-                 seed: Optional[int] = None, **kwargs):
+                 seed: Optional[int] = None, pool_layers: str = "auto", **kwargs):
         _check_eager("PretrainedEncoder")
         super().__init__(**kwargs)
         if output not in ("pooled", "sequence"):
@@ -152,11 +154,12 @@ class PretrainedEncoder(keras.layers.Layer):
         self.config = export.config
         self.output_kind = output
         names = self.config.layer_names()
-        settings = TransferConfig(layers=layers, freeze=freeze)
+        settings = TransferConfig(layers=layers, freeze=freeze, pool_layers=pool_layers)
         self.restored_layers = transfer_layers(settings, export)
         self.frozen_layers = parse_freeze(settings.freeze, names, restored=self.restored_layers)
         if self.frozen_layers is None:
             raise ConfigError("freeze='auto' needs TextClassifier.fit or ap.fine_tune; name the layers to freeze")
+        self.config = task_config(self.config, settings, self.frozen_layers)
         not_restored = [n for n in self.frozen_layers if n not in self.restored_layers]
         if not_restored:
             raise ConfigError(f"freeze={freeze!r} would freeze {', '.join(not_restored)}, which layers={layers!r} "
@@ -188,11 +191,18 @@ class PretrainedEncoder(keras.layers.Layer):
         mask = keras.ops.cast(keras.ops.not_equal(ids, 0), "float32")[:, :, None]
         x = keras.ops.take(self._weights_by_name["embedding/table"], ids, axis=0) * mask
         activation = keras.ops.tanh if self.config.activation == "tanh" else keras.ops.relu
+        outputs = [x]
         for i in range(self.config.num_layers):
             kernel, bias = self._weights_by_name[f"layer_{i}/kernel"], self._weights_by_name[f"layer_{i}/bias"]
             x = activation(keras.ops.conv(x, kernel, strides=1, padding="same") + bias) * mask
+            outputs.append(x)
         if self.output_kind == "sequence":
             return x
+        if self.config.pool_layers == "all":
+            return keras.ops.concatenate([self._pool(o, mask) for o in outputs], axis=-1)
+        return self._pool(x, mask)
+
+    def _pool(self, x, mask):
         count = keras.ops.sum(mask, axis=1)
         mean = keras.ops.sum(x * mask, axis=1) / keras.ops.maximum(count, 1.0)
         if self.config.pooling == "mean":

@@ -24,6 +24,15 @@ with graph.as_default():
 with tf1.Session(graph=graph) as sess:
     sess.run(init); restored.init_fn(sess)
     pooled, sequence = sess.run([enc.pooled, enc.sequence], {x: ids})
+every = tf.Graph()  # pool_layers="all": the embedding's and every layer's outputs, pooled
+with every.as_default():
+    x = tf1.placeholder(tf.int32, [None, None])
+    enc = ap.build_encoder(x, export.config.__class__(**dict(export.config.to_dict(), pool_layers="all")))
+    restored = ap.restore_pretrained(export)
+    init = tf1.global_variables_initializer()
+with tf1.Session(graph=every) as sess:
+    sess.run(init); restored.init_fn(sess)
+    pooled_all = sess.run(enc.pooled, {x: ids})
 
 import keras
 import auxpretrain.keras as apk
@@ -32,6 +41,10 @@ np.testing.assert_array_equal(to_ids(tf.constant(texts)).numpy(), ids)
 np.testing.assert_array_equal(apk.TextToIds(export, max_length=2)(tf.constant(texts)).numpy(),
                               ap.encode_texts(texts, export, max_length=2)[0])
 np.testing.assert_allclose(apk.PretrainedEncoder(export, layers=None)(ids).numpy(), pooled, atol=1e-5)
+np.testing.assert_allclose(apk.PretrainedEncoder(export, layers=None, pool_layers="all")(ids).numpy(), pooled_all,
+                           atol=1e-5)
+frozen_all = apk.PretrainedEncoder(export, layers=None, freeze="all")  # auto: every layer's outputs
+assert frozen_all.config.pool_layers == "all" and frozen_all(ids).shape[-1] == pooled_all.shape[-1]
 np.testing.assert_allclose(apk.PretrainedEncoder(export, layers="all", output="sequence")(ids).numpy(),
                            sequence, atol=1e-5)
 

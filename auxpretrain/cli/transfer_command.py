@@ -71,7 +71,8 @@ def _describe(path: str, exported) -> None:
     print(f"export {path}: format {m['format_version']}, auxpretrain {m.get('package_version', '?')}, "
           f"created {m.get('created', '?')}; all {len(m['files'])} files match their sha256")
     print(f"model: {cfg.num_layers} x conv{cfg.kernel_width} {cfg.hidden_size} {cfg.activation}, "
-          f"embedding {cfg.vocab_size} x {cfg.embedding_size}, pooling {cfg.pooling}, "
+          f"embedding {cfg.vocab_size} x {cfg.embedding_size}, pooling {cfg.pooling}"
+          f"{' of every layer' if cfg.pool_layers == 'all' else ''}, "
           f"pretraining max length {cfg.max_length} (a task chooses its own)")
     print(f"vocabulary: {len(exported.vocab)} tokens (sha256 {exported.vocab.sha256[:12]}...), "
           f"first: {' '.join(exported.vocab.tokens[2:12])}")
@@ -143,6 +144,7 @@ def add_transfer(sub) -> None:
     flags.switch(model, TransferConfig, "allow_partial", "--allow-partial", True,
                  "restore what matches instead of stopping at a missing or mis-shaped variable")
     flags.add(model, TransferConfig, "vocab", choices=["export", "extend"])
+    flags.add(model, TransferConfig, "pool_layers", choices=["auto", "top", "all"])
     model.add_argument("--model-config", metavar="JSON",
                        help="architecture for --pretrained none (JSON object of ModelConfig fields)")
     train = p.add_argument_group("training")
@@ -176,7 +178,7 @@ def add_transfer(sub) -> None:
 
 SETTINGS = ("epochs", "batch_size", "learning_rate", "dropout", "layer_dropout", "patience", "freeze",
             "schedule", "layer_lr_factor", "embedding_lr_scale", "weight_decay", "cache", "bucket",
-            "allow_partial", "vocab", "max_length", "ensemble", "ensemble_min_examples", "seed")
+            "allow_partial", "vocab", "pool_layers", "max_length", "ensemble", "ensemble_min_examples", "seed")
 
 
 def _layers(spec):

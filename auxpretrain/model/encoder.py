@@ -151,7 +151,10 @@ def build_encoder(
     x = build_layers(embedded, mask, config, 0, frozen=frozen, stop_gradient_at=stop_gradient_at,
                      dropout=dropout, dropout_seed=dropout_seed, extra_collections=extra_collections,
                      seed=seed, outputs=layers)
-    pooled = pool(x, mask, config.pooling)
+    if config.pool_layers == "all":
+        pooled = tf.concat([pool(layers[name], mask, config.pooling) for name in names], -1)
+    else:
+        pooled = pool(x, mask, config.pooling)
     return EncoderOutputs(embedded=embedded, sequence=x, pooled=pooled, layers=layers,
                           mask=mask, embedding_table=table)
 

@@ -25,7 +25,7 @@ from auxpretrain.errors import ConfigError, InputError, NotFittedError
 from auxpretrain.export import as_export, write_export
 from auxpretrain.model.variables import HEAD, layer_of, parse_freeze, select_layers
 from auxpretrain.transfer.classifier_graph import ClassifierGraph, build_classifier_graph
-from auxpretrain.transfer.fine_tuning import check_settings, fine_tune, transfer_layers
+from auxpretrain.transfer.fine_tuning import check_settings, fine_tune, task_config, transfer_layers
 from auxpretrain.transfer.layers import checked_layer_values, resolve_layer
 from auxpretrain.transfer.saved import MODEL_JSON, TaskModel, load_model
 from auxpretrain.transfer.ngrams import fuse
@@ -246,6 +246,7 @@ class TextClassifier:
                               f"layers={s.layers!r} does not transfer; freeze fewer layers or transfer more")
         # no training set to measure: the cap of the default length (set max_length= to choose)
         config = dataclasses.replace(self._export.config, max_length=s.max_length or task_max_length([]))
+        config = task_config(config, s, frozen)
         self._build(config, self._export.vocab, self._export.tokenizer, classes_list, frozen,
                     restore_layers=transferred)
 

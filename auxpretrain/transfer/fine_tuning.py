@@ -130,6 +130,7 @@ class TransferResult:
         return TaskModel(self.config, self.values, self.vocab, self.tokenizer, self.label_names,
                          ngram=self.ngram, ensemble_weight=self.ensemble_weight)
 
+
 def _candidates(names: Sequence[str]) -> List[Tuple[str, List[str], List[str]]]:
     """freeze=auto: (label, transferred layers, frozen layers), tried in this order."""
     out = []
@@ -227,25 +228,29 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
     auto_rows: List[Dict[str, Any]] = []
     chosen = ""
     if pretrained is None:
+        run_args["config"] = config = task_config(config, settings, [])
         run = train_run("", transferred=[], frozen_layers=[], **run_args)
     else:
         available = transfer_layers(settings, pretrained, log)
         freeze = parse_freeze(str(settings.freeze), names, restored=available)
         if freeze is None:  # auto
-            runs = []
+            runs, configs = [], []
             for label, transferred, frozen in _candidates(names):
                 transferred = [n for n in transferred if n in available]
                 if any(n not in transferred for n in frozen):
                     continue  # freezing layers that are not transferred would freeze random weights
                 if checkpoint_dir is not None:  # one run directory per candidate
                     run_args["checkpoint_dir"] = os.path.join(checkpoint_dir, label.replace(" ", "-"))
+                run_args["config"] = task_config(config, settings, frozen)
                 r = train_run(label, transferred=transferred, frozen_layers=frozen, **run_args)
+                configs.append(run_args["config"])
                 runs.append(r)
                 auto_rows.append({"candidate": label, "transferred": transferred, "frozen": frozen,
                                   "dev_accuracy": round(r.dev_accuracy, 5), "best_epoch": r.best_epoch,
                                   "seconds": r.timings.get("total_seconds")})
             best = max(range(len(runs)), key=lambda i: (runs[i].dev_accuracy, -i))
             run, chosen = runs[best], runs[best].label
+            config = configs[best]
             for i, row in enumerate(auto_rows):
                 row["chosen"] = i == best
         else:
@@ -254,6 +259,10 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                 raise ConfigError(f"--freeze {settings.freeze} would freeze {', '.join(not_transferred)}, "
                                   f"which --layers does not transfer (it would stay random); "
                                   f"freeze fewer layers or transfer more")
+            run_args["config"] = config = task_config(config, settings, freeze)
+            if config.pool_layers == "all" and settings.pool_layers == "auto":
+                log("pool_layers auto: every layer is frozen, so the sentence vector pools the embedding's "
+                    "and every layer's outputs (--pool-layers top: the top layer's only)")
             run = train_run("", transferred=available, frozen_layers=freeze, **run_args)
 
     ngram, weight, members = _ensemble(task, run, settings, tokenizer, num_classes, log)
@@ -284,6 +293,15 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                           values=run.values, auto=auto_rows, chosen=chosen, ngram=ngram, ensemble_weight=weight,
                           checkpoint={"dir": checkpoint_dir, "resumed_from_epoch": run.resumed_from}
                           if checkpoint_dir is not None else {})
+
+
+def task_config(config: ModelConfig, settings: TransferConfig, frozen_layers) -> ModelConfig:
+    """The task model's architecture: `config` with `settings.pool_layers` ("auto": every
+    layer's output pooled when every layer is frozen, else `config`'s own)."""
+    pool_layers = settings.pool_layers
+    if pool_layers == "auto":
+        pool_layers = "all" if set(config.layer_names()) <= set(frozen_layers) else config.pool_layers
+    return dataclasses.replace(config, pool_layers=pool_layers)
 
 
 def _ensemble(task, run, settings: TransferConfig, tokenizer, num_classes: int, log):

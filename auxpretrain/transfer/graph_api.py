@@ -373,8 +373,13 @@ def build_shared_models(input_ids, config: ModelConfig, num_models: int, num_cla
         scope = f"{scope_prefix}{i}"
         with tf1.variable_scope(scope):
             if n < len(names):
-                top = build_layers(lower.sequence, lower.mask, config, n - 1, seed=model_seed)
-                x = pool(top, lower.mask, config.pooling)
+                private: dict = {}
+                top = build_layers(lower.sequence, lower.mask, config, n - 1, seed=model_seed, outputs=private)
+                if config.pool_layers == "all":  # the shared layers' outputs, then this model's own
+                    x = tf.concat([pool(lower.layers[m], lower.mask, config.pooling) for m in names[:n]]
+                                  + [pool(private[m], lower.mask, config.pooling) for m in names[n:]], -1)
+                else:
+                    x = pool(top, lower.mask, config.pooling)
             else:
                 x = lower.pooled
             logits.append(build_classifier(x, num_classes, dropout=dropout, scope=HEAD, seed=model_seed))

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from auxpretrain.config import ModelConfig
+from auxpretrain.errors import ConfigError
 from auxpretrain.model.encoder import build_classifier, build_encoder, build_layers, pool, stateless_dropout
 from auxpretrain.model.variables import HEAD
 
@@ -107,6 +108,9 @@ def build_task_graph(config: ModelConfig, num_classes: int, seed: int, kind: str
             pooled = enc.pooled
             inputs, present = {"ids": ids}, config.layer_names()
         elif kind == SEQUENCE:
+            if config.pool_layers == "all":
+                raise ConfigError("a cached sequence cannot feed pool_layers all (it pools the layers below "
+                                  "the cache too): build the task graph from ids")
             width = config.embedding_size if first_layer == 0 else config.hidden_size
             seq = tf1.placeholder(tf.float32, [None, None, width], name="cached_sequence")
             lengths = tf1.placeholder(tf.int32, [None], name="lengths")

@@ -100,12 +100,15 @@ def train_run(label: str, data: Dict[str, EncodedSplit], config: ModelConfig, nu
         if m == len(names):
             kind, width = POOLED, config.pooled_size
             need = sum(len(d) for d in data.values() if d is not None) * width * 4
+        elif config.pool_layers == "all":  # the sentence vector also pools the frozen layers' outputs
+            cache_info["reason"] = "pool_layers all pools the frozen layers too: they run in the model"
+            need = 0
         else:
             kind, width = SEQUENCE, config.embedding_size if m == 1 else config.hidden_size
             first_layer = m - 1
             need = sum(len(d) * batch_width(d.lengths) for d in data.values() if d is not None) * width * 4
-        cache_info.update(boundary=names[m - 1] if kind == SEQUENCE else POOLED,
-                          bytes=int(need))
+        if kind != IDS:
+            cache_info.update(boundary=names[m - 1] if kind == SEQUENCE else POOLED, bytes=int(need))
         if need > settings.cache_limit_bytes:
             log(f"frozen-output cache skipped: it would take {need / 2**30:.1f} GiB "
                 f"(limit {settings.cache_limit_bytes / 2**30:.1f} GiB); training without it")
