@@ -128,6 +128,14 @@ EDGE_TEXTS = TEXTS + [
 ]
 
 
+def _check_word_ids(encoder, tokenizer, batch):
+    """`encoder` gives `tokenizer`'s tokens of `batch`: the lengths, and the words of the ids."""
+    ids, lengths = encoder.encode(batch)
+    expected = tokenizer.tokenize_batch(batch)
+    assert lengths.tolist() == [len(t) for t in expected]
+    assert [encoder.words[i] for i in ids] == [w for t in expected for w in t]
+
+
 @pytest.mark.parametrize("lowercase", [True, False])
 def test_word_ids_give_the_tokenizer_s_tokens(lowercase):
     tokenizer = Tokenizer(lowercase=lowercase)
@@ -135,12 +143,7 @@ def test_word_ids_give_the_tokenizer_s_tokens(lowercase):
     for max_chunks in (2_000_000, 5):  # 5: the chunk memory starts again between batches
         encoder = WordIds(tokenizer, max_chunks=max_chunks)
         for start in range(0, len(texts), 7):
-            batch = texts[start:start + 7]
-            ids, lengths = encoder.encode(batch)
-            expected = tokenizer.tokenize_batch(batch)
-            assert lengths.tolist() == [len(t) for t in expected]
-            words = encoder.words
-            assert [words[i] for i in ids] == [w for t in expected for w in t]
+            _check_word_ids(encoder, tokenizer, texts[start:start + 7])
     assert encoder.encode([]) == (pytest.approx(np.zeros(0)), pytest.approx(np.zeros(0)))
 
 
@@ -152,12 +155,7 @@ def test_word_ids_on_wikipedia_text():
     tokenizer = Tokenizer()
     encoder = WordIds(tokenizer)
     for start in range(0, len(paragraphs), 1000):
-        batch = paragraphs[start:start + 1000]
-        ids, lengths = encoder.encode(batch)
-        expected = tokenizer.tokenize_batch(batch)
-        assert lengths.tolist() == [len(t) for t in expected]
-        words = encoder.words
-        assert [words[i] for i in ids] == [w for t in expected for w in t]
+        _check_word_ids(encoder, tokenizer, paragraphs[start:start + 1000])
 
 
 def test_word_ids_with_another_pattern_tokenize_every_sentence():
