@@ -104,6 +104,20 @@ def test_neighbour_table_excludes_itself_and_specials():
     assert contrast.shape == (V, 2) and all(set(c) <= set(t) for c, t in zip(contrast, table))
 
 
+def test_narrow_vectors_are_reproducible():
+    """gensim with one worker: the same vectors twice; a word the sentences lack gets zeros."""
+    import types
+
+    good, lengths = batch(3)
+    offsets, ids = sentences(good, lengths)
+    tokens = ["<pad>", "<unk>"] + [f"w{i}" for i in range(2, V)]
+    text = types.SimpleNamespace(ids=ids, offsets=offsets)
+    first, second = levers.narrow_vectors(text, tokens, seed=1), levers.narrow_vectors(text, tokens, seed=1)
+    assert first.shape == (V, 64) and np.array_equal(first, second)
+    unseen = np.setdiff1d(np.arange(V), ids)
+    assert not first[unseen].any() and first[np.unique(ids)].any(1).all()
+
+
 def test_command_end_to_end(tmp_path, capsys):
     """Stage 2 on a tiny corpus and export: a verified export whose embedding is the base's, bit
     for bit, and whose convolutions are new."""
