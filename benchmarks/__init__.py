@@ -4,6 +4,9 @@
     python -m benchmarks.scaling --out DIR                        cost against corpus and vocabulary size
     python -m benchmarks.corruption_speed                         corruption speed against nlpaug
     python -m benchmarks.probe_embeddings EXPORT [EXPORT ...]     linear probe of embeddings
+    python -m benchmarks.probe_layers EXPORT [EXPORT ...]         linear probe of frozen pooled layers
+    python -m benchmarks.levers --export E --corpus F --lever L --objective O   layers retrained
+                                                                   above a frozen embedding (issue 13)
 
 `python -m benchmarks.benchmark` is split by job:
   benchmark.py  the command line and main(): runs the stages, writes summary.md and the plots

@@ -18,7 +18,8 @@ from benchmarks.results import (SCHEMA_VERSION, aggregate, check_results, curve_
 from benchmarks.tables import format_objectives, format_speed, format_table, headline
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMANDS = ("benchmark", "scaling", "corruption_speed", "probe_embeddings", "determinism", "word_vectors")
+COMMANDS = ("benchmark", "scaling", "corruption_speed", "probe_embeddings", "determinism", "word_vectors", "levers",
+            "probe_layers")
 
 
 FULL = 9749
