@@ -6,7 +6,7 @@
     python -m benchmarks.probe_embeddings EXPORT [EXPORT ...]     linear probe of embeddings
     python -m benchmarks.probe_layers EXPORT [EXPORT ...]         linear probe of frozen pooled layers
     python -m benchmarks.levers --export E --corpus F --lever L --objective O   layers retrained
-                                                                   above a frozen embedding (issue 13)
+                                                                   above a frozen embedding
 
 `python -m benchmarks.benchmark` is split by job:
   benchmark.py  the command line and main(): runs the stages, writes summary.md and the plots

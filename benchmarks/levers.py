@@ -1,4 +1,4 @@
-"""Levers for the convolution layers (issue 13): retrain the layers above a frozen pretrained
+"""Levers for the convolution layers: retrain the layers above a frozen pretrained
 embedding on another kind of bad sentence, then measure whether they transfer.
 
     python -m benchmarks.levers --export EXPORT --corpus data/wiki.txt data/reviews.txt \\
@@ -26,7 +26,7 @@ Prints stage 2's loss and pairwise accuracy (the mean of the last 200 steps), wr
 (verified by load_export) and DIR/levers.json, then the linear probe of the new export's frozen
 pooled features (benchmarks.probe_layers: "top" and "stack", 1,000 labels, seeds 0, 1, 2) unless
 --no-probe; --transfer also fine-tunes it with `TransferConfig(layers="all", ensemble="none")`
-at 1,000 labels, seeds 0, 1, 2. These runs made the lever table (issue 13) of docs/results.md.
+at 1,000 labels, seeds 0, 1, 2. These runs made the lever table of docs/results.md.
 """
 
 from __future__ import annotations
