@@ -25,7 +25,10 @@ def format_table(rows: Sequence[Mapping[str, Any]], full_size: Optional[int] = N
         return "(no learning-curve rows yet)"
     sizes = sorted({s for by_size in agg.values() for s in by_size})
     methods = ordered_methods(agg)
-    gain = gains(agg)
+    gain = gains(agg)  # neural-alone rows against random's neural alone
+    alone = gains(agg, "random" + NEURAL_ALONE)
+    gain.update({m: alone[m] for m in alone if m.endswith(NEURAL_ALONE)})
+    gain.pop("random" + NEURAL_ALONE, None)
     seeds = max(v["n"] for by_size in agg.values() for v in by_size.values())
     head = ["method"] + [size_label(s, full_size) for s in sizes]
 
@@ -41,27 +44,35 @@ def format_table(rows: Sequence[Mapping[str, Any]], full_size: Optional[int] = N
         return "-" if g is None else f"{100 * g:+.1f}"
 
     acc = [[m] + [cell(m, s) for s in sizes] for m in methods]
-    gain_rows = [[m] + [gain_cell(m, s) for s in sizes] for m in methods if m != "random" and "random" in agg]
+    gain_rows = [[m] + [gain_cell(m, s) for s in sizes] for m in methods if m in gain]
     title = f"test accuracy %, mean ± std over {seeds} seed(s) (a cell with fewer seeds shows their number)"
     if majority is not None:
         title += f"; majority class {100 * majority:.1f}"
     parts = [_render(title, head, acc, markdown)]
     if gain_rows:
-        parts.append(_render("gain over random init, points (difference of the means)", head, gain_rows, markdown))
+        parts.append(_render("gain over random init, points (difference of the means; a neural-alone row against "
+                             "random's neural alone)", head, gain_rows, markdown))
     return "\n\n".join(parts)
 
 
 NGRAM_MEMBER = "ngram member alone"
 
 
+NEURAL_ALONE = ", neural alone"
+
+
 def member_rows(rows: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    """The ensemble members' accuracies of fused rows as rows of their own."""
+    """The ensemble members' accuracies of fused rows as rows of their own ("METHOD, neural
+    alone": a neural row without the member, below ensemble_min_examples, is its own)."""
     out: List[Dict[str, Any]] = []
     seen = set()
+    fused = {r["method"] for r in rows if r.get("neural_accuracy") is not None}
     for r in rows:
+        if r["method"] in fused and r.get("neural_accuracy") is None and r.get("accuracy") is not None:
+            out.append(dict(r, method=r["method"] + NEURAL_ALONE))
         if r.get("neural_accuracy") is None:
             continue
-        out.append(dict(r, method=f"{r['method']}, neural alone", accuracy=r["neural_accuracy"]))
+        out.append(dict(r, method=r["method"] + NEURAL_ALONE, accuracy=r["neural_accuracy"]))
         if r.get("ngram_accuracy") is not None and (r["train_size"], r["seed"]) not in seen:
             seen.add((r["train_size"], r["seed"]))
             out.append(dict(r, method=NGRAM_MEMBER, accuracy=r["ngram_accuracy"]))
