@@ -384,6 +384,11 @@ class TransferConfig(_Config):
     ratio: float = _field(32.0, "slanted triangular: peak / lowest learning rate")
     weight_decay: float = _field(0.0, "decoupled (AdamW-style) decay of trained variables (frozen ones "
                                       "never decay)")
+    l2_sp: float = _field(0.0, "pull the restored, trained variables toward their pretrained values instead "
+                               "of freezing them (L2-SP, decoupled as AdamW's decay: var -= lr * l2_sp * "
+                               "(var - pretrained) after each step; 0: off)")
+    rescale: float = _field(1.0, "multiply the restored convolution layers that are trained (not the "
+                                 "embedding, nothing frozen) by this before training (1: as pretrained)")
     cache: bool = _field(True, "cache the outputs of frozen bottom layers (same result, faster)")
     cache_limit_bytes: int = _field(2 * 1024 ** 3, "above this the cache is skipped (said in the log)")
     bucket: bool = _field(False, "length-sorted bucketing of training batches")
@@ -430,6 +435,8 @@ class TransferConfig(_Config):
         check(0 < self.cut_frac < 1, f"cut_frac must be in (0, 1), got {self.cut_frac}")
         check(self.ratio >= 1, f"ratio must be >= 1, got {self.ratio}")
         check(self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}")
+        check(self.l2_sp >= 0, f"l2_sp must be >= 0, got {self.l2_sp}")
+        check(self.rescale > 0, f"rescale must be > 0, got {self.rescale}")
         check(self.vocab in VOCAB_MODES, f"vocab must be one of {', '.join(VOCAB_MODES)}, got {self.vocab!r}")
         check(self.eval_batch_size >= 1, "eval batch size must be >= 1")
         check(self.pool_layers in ("auto",) + POOL_LAYERS,

@@ -100,6 +100,7 @@ def run_pretrain(corpus: str, out: str, max_steps: int, extra=(), fresh: bool = 
     cmd = [sys.executable, "-m", "auxpretrain.cli", "pretrain", "--corpus", corpus, "--out", out,
            "--max-steps", str(max_steps), "--eval-every", str(max_steps), "--quiet", *extra]
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)  # the children's working directory
     if pythonpath:  # another copy of the package (a baseline) is imported first
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
     load = load_average()

@@ -155,7 +155,7 @@ def add_transfer(sub) -> None:
     for name in ("epochs", "patience", "batch_size"):
         flags.add(train, TransferConfig, name)
     flags.add(train, TransferConfig, "learning_rate", "--lr")
-    for name in ("dropout", "layer_dropout", "weight_decay"):
+    for name in ("dropout", "layer_dropout", "weight_decay", "l2_sp", "rescale"):
         flags.add(train, TransferConfig, name)
     flags.switch(train, TransferConfig, "bucket", "--bucket", True, "length-sorted bucketing of training batches")
     flags.switch(train, TransferConfig, "cache", "--no-cache", False,
@@ -177,7 +177,7 @@ def add_transfer(sub) -> None:
 
 
 SETTINGS = ("epochs", "batch_size", "learning_rate", "dropout", "layer_dropout", "patience", "freeze",
-            "schedule", "layer_lr_factor", "embedding_lr_scale", "weight_decay", "cache", "bucket",
+            "schedule", "layer_lr_factor", "embedding_lr_scale", "weight_decay", "l2_sp", "rescale", "cache", "bucket",
             "allow_partial", "vocab", "pool_layers", "max_length", "ensemble", "ensemble_min_examples", "seed")
 
 

@@ -22,7 +22,7 @@ start when it is unfrozen.
 from __future__ import annotations
 
 import collections
-from typing import Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Union
 
 import tensorflow as tf
 
@@ -170,6 +170,8 @@ def build_train_ops(
     factors: Optional[Mapping[str, float]] = None,
     stages: Optional[Sequence[Sequence[str]]] = None,
     weight_decay: float = 0.0,
+    anchors: Optional[Mapping[str, Any]] = None,
+    anchor_weight: float = 0.0,
     graph=None,
     name: str = "Adam",
 ) -> TrainOps:
@@ -187,6 +189,9 @@ def build_train_ops(
       stages: lists of group names, one train op each (default: one stage with all groups).
       weight_decay: decoupled (AdamW-style) decay rate: var -= lr * factor * wd * var after each
         Adam step, for trained variables only.
+      anchors: variable name -> a variable of the same shape holding its pretrained value;
+        with `anchor_weight`, each trained variable named there is pulled toward it after each
+        Adam step (L2-SP, decoupled): var -= lr * factor * anchor_weight * (var - anchor).
 
     Returns:
       TrainOps.
@@ -229,9 +234,12 @@ def build_train_ops(
             opt = tf1.train.AdamOptimizer(lr, name=name)
             with tf1.name_scope(f"train_{g}"):
                 apply = opt.apply_gradients(pairs)
-                if weight_decay:
+                pulled = [v for _, v in pairs if anchor_weight and strip_suffix(v.name) in (anchors or {})]
+                if weight_decay or pulled:
                     with tf.control_dependencies([apply]):
-                        decays = [tf1.assign_sub(v, lr * weight_decay * v) for _, v in pairs]
+                        decays = [tf1.assign_sub(v, lr * weight_decay * v) for _, v in pairs if weight_decay]
+                        decays += [tf1.assign_sub(v, lr * anchor_weight * (v - anchors[strip_suffix(v.name)]))
+                                   for v in pulled]
                     apply = tf.group(apply, *decays)
             optimizers[g] = opt
             group_ops[g] = apply

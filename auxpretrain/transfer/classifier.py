@@ -229,7 +229,9 @@ class TextClassifier:
                            (s.vocab != "export", "vocab='extend' adds the training texts' words in fit(); "
                             "partial_fit uses the export's vocabulary (vocab='export')"),
                            (s.schedule != "constant", f"schedule={s.schedule!r} unfreezes one layer per epoch "
-                            "in fit(); partial_fit has no epochs: use schedule='constant'")):
+                            "in fit(); partial_fit has no epochs: use schedule='constant'"),
+                           (s.l2_sp != 0 or s.rescale != 1, "l2_sp and rescale act at the start of fit()'s "
+                            "training; partial_fit trains without them (l2_sp=0, rescale=1)")):
             if wrong:
                 raise ConfigError(why)
         classes_list = sorted_classes(label_list(classes, "classes")) if classes is not None \

@@ -23,7 +23,7 @@ import tensorflow as tf
 from auxpretrain.config import ModelConfig, TransferConfig
 from auxpretrain.model import freezing
 from auxpretrain.model.schedules import discriminative_factors, gradual_stages, slanted_triangular
-from auxpretrain.model.variables import HEAD, layer_of, strip_suffix
+from auxpretrain.model.variables import EMBEDDING, HEAD, layer_of, strip_suffix
 from auxpretrain.transfer.checkpoints import EpochCheckpoints
 from auxpretrain.transfer.restore import Assigner, RestoreReport, restore, values_from_session
 from auxpretrain.transfer.task_graph import (IDS, POOLED, SEQUENCE, EncodedSplit, Feeder, accuracy, batch_width,
@@ -50,6 +50,26 @@ class RunResult:
     cache: Dict[str, Any]
     timings: Dict[str, float]
     resumed_from: Optional[int] = None  # epochs restored from a checkpoint (None: trained from the start)
+
+def _start_of_training(var_list, restored_layers, settings: TransferConfig):
+    """The restored variables that are trained: with `settings.rescale`, an op multiplying
+    those of the convolution layers by it; with `settings.l2_sp`, an anchor variable for each
+    (their values at the start of training, copied by the same op), which the train op pulls
+    them toward. -> ({name: anchor}, the op to run after the restore, or None)."""
+    restored = [v for v in var_list if layer_of(strip_suffix(v.name)) in set(restored_layers)]
+    ops, anchors = [], {}
+    if settings.rescale != 1.0:
+        ops = [tf1.assign(v, v * settings.rescale) for v in restored
+               if layer_of(strip_suffix(v.name)) != EMBEDDING]
+    if settings.l2_sp and restored:
+        with tf.control_dependencies(ops), tf1.variable_scope("l2_sp_anchors"):
+            for v in restored:
+                name = strip_suffix(v.name)
+                anchors[name] = tf1.get_variable(name, v.shape, v.dtype.base_dtype, tf1.zeros_initializer(),
+                                                 trainable=False)
+                ops.append(tf1.assign(anchors[name], v))
+    return anchors, (tf.group(*ops) if ops else None)
+
 
 def _frozen_prefix(frozen_layers: Sequence[str], names: Sequence[str]) -> int:
     """How many bottom layers are frozen without a gap (the cache boundary)."""
@@ -178,10 +198,12 @@ def train_run(label: str, data: Dict[str, EncodedSplit], config: ModelConfig, nu
                 factors["embedding"] *= settings.embedding_lr_scale
         else:
             groups, factors = {"all": var_list}, None
+        anchors, start_op = _start_of_training(var_list, upper_layers, settings)
         train = freezing.build_train_ops(model.loss, groups, model.learning_rate,
                                          frozen=[v for v in all_vars if layer_of(strip_suffix(v.name)) in frozen_here],
                                          factors=factors, stages=stages,
-                                         weight_decay=settings.weight_decay)
+                                         weight_decay=settings.weight_decay, anchors=anchors,
+                                         anchor_weight=settings.l2_sp)
         model_vars = [v for v in all_vars if layer_of(strip_suffix(v.name)) in set(present)]
         trained = _unique_vars(v for vs in train.var_lists for v in vs)
         snapshot = Assigner(trained, model.graph, name="best_weights")
@@ -213,6 +235,8 @@ def train_run(label: str, data: Dict[str, EncodedSplit], config: ModelConfig, nu
             sess.run(init_all)
             if init_model:
                 init_model(sess)
+            if start_op is not None:  # rescaling, L2-SP's anchors (a resumed run has both in its checkpoint)
+                sess.run(start_op)
         else:
             best_values = checkpoints.restore(sess, state)
             start = resumed_from = int(state["epoch"])

@@ -1,6 +1,6 @@
-"""pool_layers: the sentence vector pools the top layer's output, or the embedding's and every
-layer's (ModelConfig.pool_layers; TransferConfig.pool_layers chooses it for a task, "auto":
-every layer's when every layer is frozen)."""
+"""Task-model options of transfer: pool_layers (the sentence vector pools the top layer's output,
+or the embedding's and every layer's; "auto": every layer's when every layer is frozen), l2_sp
+(a pull toward the pretrained values) and rescale (the restored convolutions scaled)."""
 
 import dataclasses
 
@@ -93,3 +93,38 @@ def test_saved_model_and_classifier_keep_the_pooling(tf1, toy_task, export, tmp_
     with pytest.raises(ConfigError, match="build the task graph from ids"):
         from auxpretrain.transfer.task_graph import build_task_graph
         build_task_graph(dataclasses.replace(export.config, pool_layers="all"), 2, 0, kind="sequence", first_layer=1)
+
+
+def test_l2_sp_pulls_restored_layers_toward_their_pretrained_values(tf1, toy_task, export):
+    """l2_sp: the restored, trained variables end nearer their pretrained values than without
+    it; the head (not restored) is not pulled; 0 is the plain run, bit for bit."""
+    from auxpretrain.transfer.fine_tuning import fine_tune
+
+    original = export.values()
+    base = dict(layers="all", epochs=3, learning_rate=0.01)
+    plain = fine_tune(toy_task, export, _settings(**base))
+    again = fine_tune(toy_task, export, _settings(l2_sp=0.0, **base))
+    pulled = fine_tune(toy_task, export, _settings(l2_sp=50.0, **base))
+    for name in original:
+        assert plain.values[name].tobytes() == again.values[name].tobytes()
+        moved = np.abs(plain.values[name] - original[name]).sum()
+        assert np.abs(pulled.values[name] - original[name]).sum() < 0.5 * moved, name
+    assert not any(name.startswith("l2_sp_anchors") for name in pulled.values)
+
+
+def test_rescale_multiplies_the_trained_convolutions_not_the_embedding_nor_frozen_layers(tf1, toy_task, export):
+    from auxpretrain.transfer.fine_tuning import fine_tune
+
+    original = export.values()
+    tiny_lr = dict(layers="all", epochs=1, learning_rate=1e-9)
+    result = fine_tune(toy_task, export, _settings(rescale=0.5, **tiny_lr))
+    np.testing.assert_allclose(result.values["layer_1/kernel"], 0.5 * original["layer_1/kernel"], atol=1e-6)
+    np.testing.assert_allclose(result.values["embedding/table"], original["embedding/table"], atol=1e-6)
+    frozen = fine_tune(toy_task, export, _settings(rescale=0.5, freeze="2", **tiny_lr))
+    for name in ("embedding/table", "layer_0/kernel", "layer_0/bias"):
+        assert frozen.values[name].tobytes() == original[name].tobytes()
+    np.testing.assert_allclose(frozen.values["layer_1/kernel"], 0.5 * original["layer_1/kernel"], atol=1e-6)
+    with pytest.raises(ConfigError, match="rescale must be > 0"):
+        TransferConfig(rescale=0)
+    with pytest.raises(ConfigError, match="l2_sp must be >= 0"):
+        TransferConfig(l2_sp=-1)
