@@ -51,6 +51,7 @@ class RunResult:
     timings: Dict[str, float]
     resumed_from: Optional[int] = None  # epochs restored from a checkpoint (None: trained from the start)
 
+
 def _start_of_training(var_list, restored_layers, settings: TransferConfig):
     """The restored variables that are trained: with `settings.rescale`, an op multiplying
     those of the convolution layers by it; with `settings.l2_sp`, an anchor variable for each
@@ -77,6 +78,7 @@ def _frozen_prefix(frozen_layers: Sequence[str], names: Sequence[str]) -> int:
     while m < len(names) and names[m] in frozen_layers:
         m += 1
     return m
+
 
 def _restore_into(model_graph, values, layers, settings, source, vocab, source_vocab, rng):
     """restore() of the chosen layers; None when nothing is asked for."""
