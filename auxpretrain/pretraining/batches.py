@@ -7,7 +7,7 @@ graph pulls the batches through `BatchMaker.stream`.
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, Sequence
 
 import numpy as np
 
@@ -37,13 +37,15 @@ class BatchMaker:
         self.want_context = "context" in config.objectives
         self.batches_per_epoch = max(1, len(data) // config.batch_size)
 
-    def epoch_order(self, epoch: int, context_pass: int = 0) -> List[np.ndarray]:
-        """Sentence indices of each batch of `epoch`, length-bucketed then shuffled. Pass 0 is
-        the order of the step's own batches; context pass k > 0 reorders the same sentences
-        for the extra context pairs of each step (`config.context_passes`)."""
+    def epoch_order(self, epoch: int, context_pass: int = 0) -> np.ndarray:
+        """Sentence indices of each batch of `epoch`, length-bucketed then shuffled: int32
+        [batches, batch_size], row i the i-th batch (4 bytes a sentence: a stream holds one of
+        these per context pass). Pass 0 is the order of the step's own batches; context pass
+        k > 0 reorders the same sentences for the extra context pairs of each step
+        (`config.context_passes`)."""
         tag = [1] if context_pass == 0 else [3, context_pass]
         rng = np.random.default_rng([self.config.seed, epoch, *tag])
-        perm = rng.permutation(len(self.data))
+        perm = rng.permutation(len(self.data)).astype(np.int32)
         b = self.config.batch_size
         chunk = b * 50
         lengths = self.data.lengths
@@ -53,7 +55,9 @@ class BatchMaker:
             part = part[np.argsort(lengths[part], kind="stable")]
             batches.extend(part[i:i + b] for i in range(0, len(part) - b + 1, b))
         order = rng.permutation(len(batches))
-        return [batches[i] for i in order]
+        if not batches:
+            return np.zeros((0, b), np.int32)
+        return np.stack(batches)[order]
 
     def make(self, index: np.ndarray, rng: np.random.Generator,
              context_index: Sequence[np.ndarray] = ()) -> Dict[str, np.ndarray]:
