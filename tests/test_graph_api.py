@@ -381,7 +381,7 @@ def test_layer_params_get_set_and_errors(tf1, export, toy_task):
     with pytest.raises(RestoreError, match="not a variable of layer layer_0"):
         clf.set_layer_params(1, {"layer_1/kernel": params["layer_0/kernel"]})
     bias = params["layer_0/bias"].copy()
-    bias[3] = 2.0  # seeds/002: change one value by hand, then set it
+    bias[3] = 2.0  # change one value by hand, then set it
     clf.set_layer_params(1, {"bias": bias})
     np.testing.assert_array_equal(clf.get_layer_params(1)["layer_0/bias"], bias)
     clf.set_layer_params("layer_0", [params["layer_0/kernel"], params["layer_0/bias"]])  # list form

@@ -89,7 +89,7 @@ def test_build_demo_corpora_counts(demo):
     wiki = (out / "wiki.txt").read_text(encoding="utf-8").split("\n")[:-1]
     assert counts["wiki"]["lines"] == len(wiki) and counts["wiki"]["path"] == str(out / "wiki.txt")
     assert counts["wiki"]["words"] == sum(len(line.split()) for line in wiki)
-    # gensim 4.4.0's sample: 5,086 paragraphs, 397,557 words (DATA.md's looser count: ~5,800 / 416k)
+    # gensim 4.4.0's sample: 5,086 paragraphs, 397,557 words (other versions' samples differ a little)
     assert 4500 <= len(wiki) <= 6500 and 350_000 <= counts["wiki"]["words"] <= 450_000
     assert not any(line.startswith(("*", "#", "=", "{", "|")) or "[[" in line or "'''" in line
                    for line in wiki)
