@@ -102,6 +102,34 @@ def test_fine_tune_with_an_ngram_member_saves_and_reloads_it(toy_task, tiny_expo
         load_model(out)
 
 
+def test_a_saved_member_is_read_only_when_its_files_are_listed_and_fit_the_labels(toy_task, tiny_export_dir,
+                                                                                  tmp_path):
+    """model.json without the member's files in `files` (their sha256) is refused, even when the
+    files are there (e.g. symbolic links to files elsewhere); weights for another number of
+    classes are one line at load, not a NumPy error at predict."""
+    import json
+
+    from auxpretrain.config import TransferConfig
+    from auxpretrain.files import sha256_file
+    from auxpretrain.transfer.fine_tuning import fine_tune
+    from auxpretrain.transfer.saved import load_model, save_model
+
+    result = fine_tune(toy_task, tiny_export_dir, TransferConfig(epochs=1, seed=0, ensemble="ngram"))
+    out = save_model(str(tmp_path / "model"), result)
+    meta_path = os.path.join(out, "model.json")
+    meta = json.load(open(meta_path))
+    unlisted = dict(meta, files={k: v for k, v in meta["files"].items() if not k.startswith("ngram")})
+    json.dump(unlisted, open(meta_path, "w"))
+    with pytest.raises(InputError, match="ngram"):
+        load_model(out)
+    weights = np.load(os.path.join(out, ngrams.NGRAM_WEIGHTS))
+    np.save(os.path.join(out, ngrams.NGRAM_WEIGHTS), np.concatenate([weights, weights[:, :1]], axis=1))
+    meta["files"][ngrams.NGRAM_WEIGHTS] = sha256_file(os.path.join(out, ngrams.NGRAM_WEIGHTS))
+    json.dump(meta, open(meta_path, "w"))
+    with pytest.raises(InputError, match=r"weights for 3 classes, the model has 2 labels; save the model again"):
+        load_model(out)
+
+
 def test_auto_adds_the_member_only_from_enough_examples(toy_task, tiny_export_dir):
     from auxpretrain.config import TransferConfig
     from auxpretrain.transfer.fine_tuning import fine_tune

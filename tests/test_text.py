@@ -185,6 +185,22 @@ def test_a_very_long_line_goes_to_punkt_in_windows_with_the_same_sentences(monke
         monkeypatch.undo()
 
 
+@pytest.mark.parametrize("text", [
+    "A cat sat. See e.g. Fig. 3 for more. A dog ran. See e.g. Fig. 3 for more. A cat sat here.",
+    "A cat sat. Mr. Jones left at 3 a.m. Then he slept. A dog ran. Mr. Jones left at 3 a.m. Then he slept."])
+def test_windows_never_decide_a_boundary_from_a_cut_word(text):
+    """A window that ends inside a word ("Fig." seen as "Fi") must not decide the boundary
+    before it: every window size from twice the longest sentence gives the whole text's
+    sentences."""
+    from auxpretrain.data.text import _sentences
+
+    splitter = SentenceSplitter.from_sample(SAMPLE)
+    splitter.split("Load it. Now.")
+    whole = [s.strip() for s in splitter._punkt.sentences(text)]
+    for limit in range(2 * max(map(len, whole)), len(text)):
+        assert [s.strip() for s in _sentences(splitter._punkt, text, limit)] == whole, limit
+
+
 def test_a_window_of_one_sentence_is_cut_after_its_last_space():
     from auxpretrain.data.text import _sentences
 

@@ -45,6 +45,9 @@ SAMPLE_CHARS = default_of(CorpusConfig, "split_sample_chars")  # Punkt's trainin
 # A sentence end followed, later, by whitespace: the only places Punkt can split.
 _MAYBE_BOUNDARY = re.compile(r"[.?!]\S*\s")
 
+# A word and the whitespace after it (a window's boundary is final when the word after it is whole).
+_WORD_THEN_SPACE = re.compile(r"\s*\S+\s")
+
 # Longer lines go to Punkt in pieces of at most this many characters, cut after a possible
 # sentence end (Punkt's regular expressions run over the whole text they are given: on a line
 # of tens of megabytes that took minutes, and NLTK stops each after 5 s).
@@ -267,17 +270,22 @@ class SentenceSplitter:
 def _sentences(splitter, text: str, limit: int) -> Iterable[str]:
     """`splitter`'s sentences of `text`, given to it in windows of at most `limit` characters
     (its regular expressions run over all the text they get: minutes on a line of tens of
-    megabytes). Each window's sentences but its last (perhaps cut by the window) are final, and
-    the next window starts at that last one, so the sentences are the whole text's (Punkt
-    decides a boundary from the words beside it); a window of one sentence is cut after its last
-    space."""
+    megabytes). Punkt decides a boundary from the words on both sides of it, so a window's
+    boundaries are final up to the last one whose next word lies whole inside the window: the
+    next window starts at the sentence after it, and the sentences are the whole text's (a
+    window of two sentences whose second word is cut keeps the boundary it has). A window of one
+    sentence (longer than `limit`) is cut after its last space."""
     start = 0
     while len(text) - start > limit:
         window = text[start:start + limit]
         spans = splitter.spans(window)
-        if len(spans) >= 2 and spans[-1][0] > 0:
-            yield from (window[a:b] for a, b in spans[:-1])
-            start += spans[-1][0]
+        # the boundary before the last span was decided from that span's first word, which the
+        # window may have cut ("Fig." seen as "Fi"): final only if that word ends inside it
+        whole_word = len(spans) >= 2 and _WORD_THEN_SPACE.match(window, spans[-1][0]) is not None
+        keep = len(spans) - 1 if whole_word or len(spans) == 2 else len(spans) - 2  # 2: no better cut
+        if keep >= 1 and spans[keep][0] > 0:
+            yield from (window[a:b] for a, b in spans[:keep])
+            start += spans[keep][0]
         else:
             cut = window.rfind(" ") + 1 or limit
             yield from splitter.sentences(window[:cut])

@@ -24,7 +24,7 @@ from auxpretrain.files import (atomic_write_json, check_listed, committed_dir, f
 from auxpretrain.model.encoder import build_classifier, build_encoder
 from auxpretrain.model.variables import HEAD, layer_of, strip_suffix
 from auxpretrain.transfer.layers import checked_layer_values, resolve_layer
-from auxpretrain.transfer.ngrams import NgramModel, fuse
+from auxpretrain.transfer.ngrams import NGRAM_JSON, NGRAM_WEIGHTS, NgramModel, fuse
 from auxpretrain.transfer.restore import Assigner
 from auxpretrain.transfer.task_graph import batch_width, length_batches
 
@@ -174,8 +174,10 @@ def load_model(path: str) -> TaskModel:
                                            "save the model again", InputError)
     files, label_names = meta["files"], list(meta["label_names"])
     checkpoint = meta.get("checkpoint", MODEL_CKPT)
-    check_listed(path, files, (MODEL_VOCAB, f"{checkpoint}.index"), checkpoint, meta_path, "save the model again",
-                 error=InputError)
+    required = (MODEL_VOCAB, f"{checkpoint}.index")
+    if meta.get("ensemble") is not None:  # the n-gram member's files are read too: their sha256 must vouch
+        required += (NGRAM_JSON, NGRAM_WEIGHTS)
+    check_listed(path, files, required, checkpoint, meta_path, "save the model again", error=InputError)
     verify_files(path, files, "saved model", "save the model again", error=InputError)
     vocab = Vocabulary.load(os.path.join(path, MODEL_VOCAB))
     if len(vocab) != config.vocab_size:
@@ -196,4 +198,7 @@ def load_model(path: str) -> TaskModel:
             raise InputError(f"{meta_path}: ensemble {ensemble!r} is not an n-gram member with a neural "
                              "weight in [0, 1]; save the model again")
         ngram = NgramModel.load(path, tokenizer)
+        if ngram.weights.ndim != 2 or ngram.weights.shape[1] != len(label_names):
+            raise InputError(f"{os.path.join(path, NGRAM_WEIGHTS)}: weights for {ngram.weights.shape[-1]} classes, "
+                             f"the model has {len(label_names)} labels; save the model again")
     return TaskModel(config, values, vocab, tokenizer, label_names, ngram=ngram, ensemble_weight=weight)
