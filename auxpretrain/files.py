@@ -130,17 +130,23 @@ def _writer_gone(path: str, pid: Optional[int], stale_seconds: float = 3600.0) -
     return False
 
 
-def recover_dir(out_dir: str) -> None:
+def recover_dir(out_dir: str, locked: bool = False) -> None:
     """Repairs what an interrupted `replace_dir` or write left next to `out_dir`: when a crash
     came between the swap's two renames (no `out_dir`, the previous one renamed aside), the
-    previous directory is put back; leftovers of writers that are gone are removed."""
+    previous directory is put back; leftovers of writers that are gone are removed.
+    `locked`: the caller holds the lock every writer of `out_dir` takes, so every leftover is a
+    gone writer's, even when its process id is in use again (a restarted container's pid 1)."""
     out_dir = os.path.abspath(out_dir)
-    olds = [(p, pid) for p, pid in _siblings(out_dir, "old") if _writer_gone(p, pid) or pid is None]
+
+    def gone(path, pid):
+        return locked or _writer_gone(path, pid)
+
+    olds = [(p, pid) for p, pid in _siblings(out_dir, "old") if gone(p, pid) or pid is None]
     if not os.path.lexists(out_dir) and olds:
         newest = max(olds, key=lambda item: os.path.getmtime(item[0]))
         os.rename(newest[0], out_dir)
         olds.remove(newest)
-    for path, pid in olds + [(p, pid) for p, pid in _siblings(out_dir, "tmp") if _writer_gone(p, pid)]:
+    for path, pid in olds + [(p, pid) for p, pid in _siblings(out_dir, "tmp") if gone(p, pid)]:
         shutil.rmtree(path, ignore_errors=True)
 
 

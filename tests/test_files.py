@@ -84,6 +84,22 @@ def test_a_live_writers_temporary_directory_is_left_alone(tmp_path):
     assert os.path.isdir(mine)
 
 
+def test_under_the_lock_leftovers_of_a_reused_pid_are_recovered(tmp_path):
+    """A leftover whose pid runs again (a restarted container's pid 1, here this process) is
+    a live writer's to recover_dir, but not to the holder of the writers' lock: the previous
+    export goes back in place, the temporary goes."""
+    out = tmp_path / "export"
+    old = tmp_path / f".export.old-{os.getpid()}-abcdef12"
+    old.mkdir()
+    (old / "manifest.json").write_text('"old"')
+    tmp = tmp_path / f".export.tmp-{os.getpid()}-deadbeef"
+    tmp.mkdir()
+    recover_dir(str(out))
+    assert not out.exists() and old.is_dir() and tmp.is_dir()  # a live pid: left alone
+    recover_dir(str(out), locked=True)
+    assert _content(str(out)) == '"old"' and os.listdir(tmp_path) == ["export"]
+
+
 def test_temporary_directories_follow_the_umask(tmp_path):
     old = os.umask(0o027)
     try:

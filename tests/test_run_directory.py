@@ -60,6 +60,17 @@ def test_a_failed_run_leaves_no_run_directory(tmp_path):
     with pytest.raises(InputError):
         run_pretrain(small, tmp_path / "mine")
     assert os.listdir(tmp_path / "mine") == ["notes.txt"]  # an OUT that existed keeps what it had
+    # ... also entries with the names a run writes (`--out .` in a project with data/ and logs/)
+    for name in ("data", "logs"):
+        (tmp_path / "mine" / name).mkdir()
+        (tmp_path / "mine" / name / "keep.txt").write_text(name)
+    (tmp_path / "mine" / "vocab.txt").write_text("my words\n")
+    with pytest.raises(InputError, match="too few to hold out"):
+        run_pretrain(small, tmp_path / "mine")
+    assert sorted(os.listdir(tmp_path / "mine")) == ["data", "logs", "notes.txt", "vocab.txt"]
+    assert (tmp_path / "mine" / "data" / "keep.txt").read_text() == "data"
+    assert (tmp_path / "mine" / "logs" / "keep.txt").read_text() == "logs"
+    assert (tmp_path / "mine" / "vocab.txt").read_text() == "my words\n"
 
 
 @pytest.mark.parametrize("command, flag, message", [

@@ -47,6 +47,7 @@ class RunDirectory:
         self.out_dir = out_dir
         self.lock = DirectoryLock(out_dir)
         self.existed = self.fresh = False
+        self.before: set = set()
 
     def __enter__(self) -> "RunDirectory":
         out = self.out_dir
@@ -54,10 +55,13 @@ class RunDirectory:
             raise InputError(f"{out}: exists and is not a directory; choose another --out")
         self.existed = os.path.isdir(out)
         self.fresh = not os.path.exists(os.path.join(out, RUN_JSON))
+        # what is already there is not this run's to remove if it fails (`--out .` in a project)
+        self.before = {name for name in CREATED + (DirectoryLock.FILE,)
+                       if os.path.lexists(os.path.join(out, name))}
         try:
             os.makedirs(out, exist_ok=True)
             self.lock.acquire()
-            recover_dir(os.path.join(out, "export"))
+            recover_dir(os.path.join(out, "export"), locked=True)  # the run lock: no writer is alive
         except OSError as e:
             if not self.existed:
                 shutil.rmtree(out, ignore_errors=True)
@@ -76,11 +80,13 @@ class RunDirectory:
                              "free some space or choose another --out") from None
 
     def _clean(self) -> None:
-        """Removes what this (fresh) run created."""
+        """Removes what this (fresh) run created, not what was in OUT before it."""
         if not self.existed:
             shutil.rmtree(self.out_dir, ignore_errors=True)
             return
         for name in CREATED + (DirectoryLock.FILE,):
+            if name in self.before:
+                continue
             path = os.path.join(self.out_dir, name)
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
