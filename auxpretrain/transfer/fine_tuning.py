@@ -234,7 +234,7 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
         available = transfer_layers(settings, pretrained, log)
         freeze = parse_freeze(str(settings.freeze), names, restored=available)
         if freeze is None:  # auto
-            runs, configs = [], []
+            runs = []
             for label, transferred, frozen in _candidates(names):
                 transferred = [n for n in transferred if n in available]
                 if any(n not in transferred for n in frozen):
@@ -243,14 +243,13 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                     run_args["checkpoint_dir"] = os.path.join(checkpoint_dir, label.replace(" ", "-"))
                 run_args["config"] = task_config(config, settings, frozen)
                 r = train_run(label, transferred=transferred, frozen_layers=frozen, **run_args)
-                configs.append(run_args["config"])
                 runs.append(r)
                 auto_rows.append({"candidate": label, "transferred": transferred, "frozen": frozen,
                                   "dev_accuracy": round(r.dev_accuracy, 5), "best_epoch": r.best_epoch,
                                   "seconds": r.timings.get("total_seconds")})
             best = max(range(len(runs)), key=lambda i: (runs[i].dev_accuracy, -i))
             run, chosen = runs[best], runs[best].label
-            config = configs[best]
+            config = task_config(config, settings, auto_rows[best]["frozen"])
             for i, row in enumerate(auto_rows):
                 row["chosen"] = i == best
         else:
@@ -265,10 +264,7 @@ def fine_tune(task, pretrained=None, settings: Optional[TransferConfig] = None,
                     "and every layer's outputs (--pool-layers top: the top layer's only)")
             run = train_run("", transferred=available, frozen_layers=freeze, **run_args)
 
-    ngram, weight, members = _ensemble(task, run, settings, tokenizer, num_classes, log)
-    test_probs = run.test_probs
-    if ngram is not None and test_probs is not None:
-        test_probs = fuse(test_probs, ngram.predict_proba(task.test.texts), weight)
+    ngram, weight, members, test_probs = _ensemble(task, run, settings, tokenizer, num_classes, log)
     metrics: Dict[str, Any] = {"train_size": len(task.train), "dev_size": len(task.dev),
                                "test_size": len(task.test), "num_classes": num_classes,
                                "max_length": max_length, "texts_cut": texts_cut,
@@ -305,16 +301,17 @@ def task_config(config: ModelConfig, settings: TransferConfig, frozen_layers) ->
 
 
 def _ensemble(task, run, settings: TransferConfig, tokenizer, num_classes: int, log):
-    """The n-gram member and the neural weight, or (None, 1.0, {}) when the ensemble is off: a
-    TF-IDF word + character n-gram logistic regression (C on dev), averaged with the neural
-    model's probabilities with the weight of the lowest dev cross-entropy."""
+    """(the n-gram member, the neural weight, the members' metrics, the test probabilities):
+    a TF-IDF word + character n-gram logistic regression (C on dev), averaged with the neural
+    model's probabilities with the weight of the lowest dev cross-entropy; (None, 1.0, {}, the
+    neural model's test probabilities) when the ensemble is off."""
     use = settings.ensemble == "ngram" or (settings.ensemble == "auto"
                                           and len(task.train) >= settings.ensemble_min_examples)
     if not use:
         if settings.ensemble == "auto":
             log(f"ensemble: neural model only ({len(task.train)} training examples, fewer than "
                 f"ensemble_min_examples {settings.ensemble_min_examples})")
-        return None, 1.0, {}
+        return None, 1.0, {}, run.test_probs
     t0 = time.perf_counter()
     ngram, c_scores = fit_ngram_model(task.train.texts, task.train.labels, task.dev.texts, task.dev.labels,
                                       num_classes, tokenizer)
@@ -326,12 +323,15 @@ def _ensemble(task, run, settings: TransferConfig, tokenizer, num_classes: int, 
                "ngram_dev_accuracy": round(accuracy(task.dev.labels, ngram_dev.argmax(-1)), 5),
                "ngram_c": ngram.c, "ngram_dev_accuracy_by_c": c_scores,
                "ngram_seconds": round(time.perf_counter() - t0, 3)}
+    test_probs = None
     if run.test_probs is not None:
+        ngram_test = ngram.predict_proba(task.test.texts)
+        test_probs = fuse(run.test_probs, ngram_test, weight)
         members["neural_accuracy"] = round(accuracy(task.test.labels, run.test_probs.argmax(-1)), 5)
-        members["ngram_accuracy"] = round(accuracy(task.test.labels, ngram.predict_proba(task.test.texts).argmax(-1)), 5)
+        members["ngram_accuracy"] = round(accuracy(task.test.labels, ngram_test.argmax(-1)), 5)
     log(f"ensemble: neural weight {weight} (dev cross-entropy {losses}); dev accuracy neural "
         f"{run.dev_accuracy:.4f}, n-gram {members['ngram_dev_accuracy']:.4f} (C {ngram.c}), fused {fused_dev:.4f}")
-    return ngram, weight, members
+    return ngram, weight, members, test_probs
 
 
 def transfer_layers(settings: TransferConfig, export, log: Optional[Callable[[str], None]] = None) -> List[str]:
