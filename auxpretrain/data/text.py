@@ -48,9 +48,9 @@ _MAYBE_BOUNDARY = re.compile(r"[.?!]\S*\s")
 # A word and the whitespace after it (a window's boundary is final when the word after it is whole).
 _WORD_THEN_SPACE = re.compile(r"\s*\S+\s")
 
-# Longer lines go to Punkt in pieces of at most this many characters, cut after a possible
-# sentence end (Punkt's regular expressions run over the whole text they are given: on a line
-# of tens of megabytes that took minutes, and NLTK stops each after 5 s).
+# Longer lines go to Punkt in windows of at most this many characters (`_sentences`): Punkt's
+# regular expressions run over the whole text they are given, minutes on a line of tens of
+# megabytes (and NLTK stops each after 5 s).
 MAX_SPLIT_CHARS = 100_000
 
 
@@ -104,8 +104,6 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(lowercase={self.lowercase}, pattern={self.pattern!r})"
-
-
 
 
 _SEPARATOR = "\x00"  # joins a batch's sentences for one str.split (never inside a chunk we tokenize)

@@ -6,8 +6,8 @@ a run that failed before its first checkpoint, its state checked before it is tr
   (`files.DirectoryLock`: a second run on the same OUT is refused while the first runs; the OS
   releases the lock of a crashed run), repairs what a crash during an export swap left
   (`files.recover_dir`), and if the run fails before anything can be resumed (no checkpoint
-  yet) removes what it created: OUT itself, or run.json, vocab.txt, counts.txt, data/,
-  logs/ and checkpoints/ in an OUT that existed.
+  yet) removes what it created: OUT itself, or in an OUT that existed those of run.json,
+  vocab.txt, counts.txt, data/, logs/ and checkpoints/ that were not there before it.
 - `read_run_json` / `check_run_files`: run.json's types (schema.RUN_JSON), and vocab.txt and
   counts.txt against the sha256 run.json recorded (an edited vocabulary would re-map ids).
 - `restore_checkpoint`: the newest checkpoint that restores, falling back to the previous ones
