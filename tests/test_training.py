@@ -302,7 +302,15 @@ def test_context_update_is_minus_lr_times_the_loss_gradient_on_sharded_tables_to
     tf1 = tf.compat.v1
     maker, model_config, _ = _maker(corpus, context_passes=1, subsample=1e-2)
     batch = maker.make(maker.epoch_order(0)[0], np.random.default_rng(6))
-    before, after = _tables_after(model_config, [batch], context_lr=0.5)
+    start = [np.random.default_rng(k).uniform(-0.1, 0.1, (model_config.vocab_size, model_config.embedding_size))
+             .astype(np.float32) for k in (2, 3)]
+    for table in start:
+        table[0, ::3] = 0.0
+    before, after = _tables_after(model_config, [batch], context_lr=0.5, start=start)
+    # padding is never written: row 0 (PAD) keeps its bits
+    assert (batch["ctx_ids"] == 0).any()
+    for b, a in zip(before, after):
+        assert a[0].tobytes() == b[0].tobytes()
     graph = tf.Graph()
     with graph.as_default():
         tables = [tf1.Variable(t) for t in before]
