@@ -193,6 +193,49 @@ def test_each_context_pass_covers_the_sentences_once_an_epoch_in_its_own_order(c
     assert dict(zip(INPUT_SPECS, next(single.stream(0, 1))))["ctx_ids"].shape[0] == 1
 
 
+def test_pass_orders_spooled_to_disk_give_the_same_rows_and_batches(corpus, monkeypatch):
+    from auxpretrain.model.objectives import INPUT_SPECS
+    from auxpretrain.pretraining import batches
+
+    maker, _, _ = _maker(corpus, context_passes=4)
+    expected = [maker.epoch_order(1, k) for k in range(1, 4)]
+    memory, disk = batches.PassOrders(maker, 1), batches.PassOrders(maker, 1, max_bytes=0)
+    assert not memory.on_disk and disk.on_disk
+    for b in range(len(expected[0])):
+        for rows in (memory.batch(b), disk.batch(b)):
+            assert len(rows) == 3
+            for row, order in zip(rows, expected):
+                assert row.dtype == np.int32
+                np.testing.assert_array_equal(row, order[b])
+    disk.close()
+    assert not disk.on_disk
+    # the stream draws the same batches with every order on disk
+    before = list(maker.stream(0, 3))
+    monkeypatch.setattr(batches, "MAX_ORDERS_IN_MEMORY", 0)
+    for a, b in zip(before, maker.stream(0, 3)):
+        for name, x, y in zip(INPUT_SPECS, a, b):
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+    class FullDisk:  # the first pass is written, the second fails: all stay in memory
+        def __init__(self, *args, **kwargs):
+            self.writes = 0
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes > 1:
+                raise OSError(28, "No space left on device")
+
+        def close(self):
+            pass
+
+    for opener in (FullDisk, lambda *a, **k: (_ for _ in ()).throw(PermissionError(13, "read-only"))):
+        monkeypatch.setattr(batches.tempfile, "TemporaryFile", opener)
+        orders = batches.PassOrders(maker, 1, max_bytes=0)
+        assert not orders.on_disk
+        for row, order in zip(orders.batch(2), expected):
+            np.testing.assert_array_equal(row, order[2])
+
+
 def _tables_after(model_config, feeds, context_lr=0.5, partitioner=None, start=None, deterministic=False):
     """(the two context tables before, after) one train step per feed, context objective alone;
     the tables start at `start` (two arrays) or at random values (seeded)."""

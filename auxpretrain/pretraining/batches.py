@@ -7,13 +7,19 @@ graph pulls the batches through `BatchMaker.stream`.
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, Sequence
+import os
+import tempfile
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from auxpretrain.config import CorruptionConfig, ModelConfig, PretrainConfig
 from auxpretrain.data.corruption import Corruptor, UnigramSampler
 from auxpretrain.data.encoded import EncodedSentences
+
+# An epoch's context-pass orders (4 bytes a sentence a pass) stay in memory up to this many
+# bytes; beyond, `PassOrders` keeps them in an anonymous temporary file and reads a step's rows.
+MAX_ORDERS_IN_MEMORY = 64 << 20
 
 
 class BatchMaker:
@@ -113,14 +119,87 @@ class BatchMaker:
         while step < total_steps:
             epoch, offset = divmod(step, self.batches_per_epoch)
             order = self.epoch_order(epoch)
-            passes = self.config.context_passes if self.want_context else 1
-            extra = [self.epoch_order(epoch, k) for k in range(1, passes)]
-            for b in range(offset, len(order)):
-                if step >= total_steps:
-                    return
-                rng = np.random.default_rng([self.config.seed, epoch, b, 2])
-                batch = self.make(order[b], rng, [more[b] for more in extra])
-                yield tuple(batch[name] for name in INPUT_SPECS)
-                step += 1
+            extra = PassOrders(self, epoch)
+            try:
+                for b in range(offset, len(order)):
+                    if step >= total_steps:
+                        return
+                    rng = np.random.default_rng([self.config.seed, epoch, b, 2])
+                    batch = self.make(order[b], rng, extra.batch(b))
+                    yield tuple(batch[name] for name in INPUT_SPECS)
+                    step += 1
+            finally:
+                extra.close()
             if offset >= len(order):  # defensive: never loop forever on an empty epoch
                 step += 1
+
+
+class PassOrders:
+    """Row b of `maker.epoch_order(epoch, k)` for each context pass k = 1 .. context_passes - 1.
+
+    The orders are built one pass at a time; when all of them together would take more than
+    `max_bytes` (4 bytes a sentence a pass: 234 MiB for 19 passes of 3.2M sentences), each is
+    written to an anonymous temporary file next to the training ids (`_open`) and dropped, and `batch(b)` reads its rows back
+    (one `os.pread` a pass), so that memory does not grow with sentences x passes. If the file
+    cannot be written (a full or read-only disk), the orders stay in memory: the same rows.
+    """
+
+    def __init__(self, maker: BatchMaker, epoch: int, max_bytes: Optional[int] = None):
+        passes = maker.config.context_passes if maker.want_context else 1
+        self._count = passes - 1
+        self._arrays: List[np.ndarray] = []
+        self._file = None
+        self._rows = self._row_bytes = 0
+        limit = MAX_ORDERS_IN_MEMORY if max_bytes is None else max_bytes
+        for k in range(1, passes):
+            order = np.ascontiguousarray(maker.epoch_order(epoch, k), dtype=np.int32)
+            if k == 1:
+                self._rows, self._row_bytes = order.shape[0], order.shape[1] * 4
+                if self._count * order.nbytes > limit:
+                    self._file = self._open(maker.data)
+            if self._file is not None:
+                try:
+                    self._file.write(order.tobytes())
+                    continue
+                except OSError:  # keep them in memory: rebuild the passes already written
+                    self.close()
+                    self._arrays = [maker.epoch_order(epoch, j) for j in range(1, k)]
+            self._arrays.append(order)
+        if self._file is not None:
+            try:
+                self._file.flush()
+            except OSError:
+                self.close()
+                self._arrays = [maker.epoch_order(epoch, k) for k in range(1, passes)]
+
+    @staticmethod
+    def _open(data):
+        """An anonymous temporary file next to `data`'s ids file (else in the system's temporary
+        directory: the ids of a cluster worker's or a test's corpus are in a removed one), or
+        None if none can be made."""
+        path = getattr(data, "path", None)
+        places = [os.path.dirname(path)] if path and os.path.isdir(os.path.dirname(path)) else []
+        for place in places + [None]:
+            try:
+                return tempfile.TemporaryFile(dir=place, prefix=".orders-")
+            except OSError:
+                continue
+        return None
+
+    @property
+    def on_disk(self) -> bool:
+        return self._file is not None
+
+    def batch(self, b: int) -> List[np.ndarray]:
+        """Row b of each pass's order (int32 [batch_size] each)."""
+        if self._file is None:
+            return [order[b] for order in self._arrays]
+        fd, size = self._file.fileno(), self._row_bytes
+        return [np.frombuffer(os.pread(fd, size, (k * self._rows + b) * size), dtype=np.int32)
+                for k in range(self._count)]
+
+    def close(self) -> None:
+        """Removes the temporary file, if any."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
