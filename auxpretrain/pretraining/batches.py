@@ -138,10 +138,11 @@ class PassOrders:
     """Row b of `maker.epoch_order(epoch, k)` for each context pass k = 1 .. context_passes - 1.
 
     The orders are built one pass at a time; when all of them together would take more than
-    `max_bytes` (4 bytes a sentence a pass: 234 MiB for 19 passes of 3.2M sentences), each is
-    written to an anonymous temporary file next to the training ids (`_open`) and dropped, and `batch(b)` reads its rows back
-    (one `os.pread` a pass), so that memory does not grow with sentences x passes. If the file
-    cannot be written (a full or read-only disk), the orders stay in memory: the same rows.
+    `max_bytes` (default `MAX_ORDERS_IN_MEMORY`; 4 bytes a sentence a pass: 234 MiB for 19 passes
+    of 3.2M sentences), each is written to an anonymous temporary file next to the training ids
+    (`_open`) and dropped, and `batch(b)` reads its rows back (one `os.pread` a pass), so that
+    memory does not grow with sentences x passes. If the file cannot be written (a full or
+    read-only disk), the orders stay in memory: the same rows.
     """
 
     def __init__(self, maker: BatchMaker, epoch: int, max_bytes: Optional[int] = None):
