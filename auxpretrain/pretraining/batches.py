@@ -151,27 +151,23 @@ class PassOrders:
         self._arrays: List[np.ndarray] = []
         self._file = None
         self._rows = self._row_bytes = 0
+        if passes < 2:
+            return
+        first = np.ascontiguousarray(maker.epoch_order(epoch, 1), dtype=np.int32)
+        self._rows, self._row_bytes = first.shape[0], first.shape[1] * 4
         limit = MAX_ORDERS_IN_MEMORY if max_bytes is None else max_bytes
-        for k in range(1, passes):
-            order = np.ascontiguousarray(maker.epoch_order(epoch, k), dtype=np.int32)
-            if k == 1:
-                self._rows, self._row_bytes = order.shape[0], order.shape[1] * 4
-                if self._count * order.nbytes > limit:
-                    self._file = self._open(maker.data)
-            if self._file is not None:
-                try:
-                    self._file.write(order.tobytes())
-                    continue
-                except OSError:  # keep them in memory: rebuild the passes already written
-                    self.close()
-                    self._arrays = [maker.epoch_order(epoch, j) for j in range(1, k)]
-            self._arrays.append(order)
+        if self._count * first.nbytes > limit:
+            self._file = self._open(maker.data)
         if self._file is not None:
             try:
+                self._file.write(first.tobytes())
+                for k in range(2, passes):
+                    self._file.write(np.ascontiguousarray(maker.epoch_order(epoch, k), dtype=np.int32).tobytes())
                 self._file.flush()
-            except OSError:
+                return
+            except OSError:  # a full disk: keep them in memory instead
                 self.close()
-                self._arrays = [maker.epoch_order(epoch, k) for k in range(1, passes)]
+        self._arrays = [first] + [maker.epoch_order(epoch, k) for k in range(2, passes)]
 
     @staticmethod
     def _open(data):
