@@ -12,7 +12,8 @@ Measured:
    pairs file out (start-up, reading, splitting sentences, tokenizing, counting, corrupting,
    writing all included), on demo.txt and demo_x4.txt (paragraphs: the sentence splitter runs)
    and on the sentence files with --no-split; the peak memory shows that it does not grow with
-   the corpus;
+   the corpus; demo_x4.txt also with AUXPRETRAIN_PURE_PYTHON=1 (the compiled fast paths of
+   auxpretrain/data/cspeedups.c off: what an install without a C compiler gets);
 3. nlpaug `RandomWordAug(action="swap")` on the same sentences (those our splitter finds in
    demo.txt), in this process, import excluded (its most favourable setting), with its defaults
    and with one swap a sentence.
@@ -37,6 +38,7 @@ import time
 import numpy as np
 
 from auxpretrain import CorruptionConfig, Corruptor, SentenceSplitter, Tokenizer, Vocabulary
+from auxpretrain.data.speedups import compiled
 from benchmarks.machine import proc_status_kib
 
 
@@ -110,12 +112,14 @@ def _peak_rss_mb(pid):
     return None if kib is None else kib / 1024
 
 
-def bench_cli(path, out, extra):
-    """Wall time, pairs and peak memory of `auxpretrain corrupt` run as a subprocess."""
+def bench_cli(path, out, extra, pure_python=False):
+    """Wall time, pairs and peak memory of `auxpretrain corrupt` run as a subprocess
+    (`pure_python`: with AUXPRETRAIN_PURE_PYTHON=1, the compiled fast paths off)."""
     cmd = [sys.executable, "-m", "auxpretrain.cli", "corrupt", "--corpus", path, "--out", out] + extra
+    env = dict(os.environ, AUXPRETRAIN_PURE_PYTHON="1" if pure_python else "0")
     peak = None
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     while True:  # poll the peak memory (VmHWM only grows) until the process ends
         try:
             stdout, stderr = proc.communicate(timeout=0.02)
@@ -128,7 +132,8 @@ def bench_cli(path, out, extra):
         raise SystemExit(f"auxpretrain corrupt failed: {stderr.strip()}")
     with open(out, encoding="utf-8") as f:
         pairs = sum(1 for _ in f)
-    return {"command": "auxpretrain corrupt " + " ".join(extra), "seconds": seconds, "pairs": pairs,
+    command = ("AUXPRETRAIN_PURE_PYTHON=1 " if pure_python else "") + "auxpretrain corrupt " + " ".join(extra)
+    return {"command": command, "seconds": seconds, "pairs": pairs,
             "peak_rss_mb": peak, "summary": stdout.strip().splitlines()}
 
 
@@ -218,18 +223,21 @@ def run(args, workdir):
     with open(big_path, "w", encoding="utf-8") as f:
         for _ in range(args.copies):
             f.write("\n".join(sentences) + "\n")
-    runs = [  # (name, file, options)
-        ("demo", demo, []),
-        (f"demo_x{args.demo_copies}", demo_big, []),
-        ("no_split", sentences_path, ["--no-split"]),
-        ("no_split_swap", sentences_path, ["--no-split", "--ops", "swap"]),
-        (f"no_split_x{args.copies}", big_path, ["--no-split"]),
+    runs = [  # (name, file, options, pure Python)
+        ("demo", demo, [], False),
+        (f"demo_x{args.demo_copies}", demo_big, [], False),
+        (f"demo_x{args.demo_copies}_pure_python", demo_big, [], True),
+        ("no_split", sentences_path, ["--no-split"], False),
+        ("no_split_swap", sentences_path, ["--no-split", "--ops", "swap"], False),
+        (f"no_split_x{args.copies}", big_path, ["--no-split"], False),
     ]
+    if compiled is None:
+        print("\nthe compiled fast paths (auxpretrain/data/cspeedups.c) are not built: every run is pure Python")
     # rounds interleave the tools so that a change of machine load hits both; best of the rounds
     cli, nlpaug = {}, {}
     for _ in range(args.rounds):
-        for name, path, extra in runs:
-            r = bench_cli(path, out, extra)
+        for name, path, extra, pure_python in runs:
+            r = bench_cli(path, out, extra, pure_python)
             if name not in cli or r["seconds"] < cli[name]["seconds"]:
                 cli[name] = dict(r, pairs_per_s=r["pairs"] / r["seconds"])
         for name, kwargs in (("defaults", {}), ("one_swap", {"aug_min": 1, "aug_max": 1})):
@@ -259,6 +267,7 @@ def run(args, workdir):
                            "wiki_sentences": len(sentences), "tokens": tokens, "vocab_size": vocab_size},
                   "core": core, "cli": cli, "nlpaug": nlpaug, "ratio_vs_nlpaug": ratio,
                   f"ratio_vs_nlpaug_x{args.demo_copies}": ratio_big,
+                  "compiled_fast_paths": compiled is not None,
                   "machine": {"python": platform.python_version(), "cpus": os.cpu_count()}}
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)

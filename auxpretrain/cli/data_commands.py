@@ -147,5 +147,13 @@ def run_corrupt(args) -> int:
           f"{report.rare_words:,} rarer words are <unk> for sampling")
     print(f"  sentence splitter: {report.splitter}")
     rate = report.pairs / report.seconds if report.seconds > 0 else 0.0
-    print(f"  time: {report.seconds:.2f} s ({rate:,.0f} pairs/s)")
+    print(f"  time: {report.seconds:.2f} s ({rate:,.0f} pairs/s{_pure_python_note()})")
     return 0
+
+
+
+def _pure_python_note() -> str:
+    """Why `corrupt` ran without its compiled fast paths, if it did (it is slower without them)."""
+    from auxpretrain.data.speedups import why_pure_python
+
+    return f"; pure Python, slower: {why_pure_python}" if why_pure_python else ""

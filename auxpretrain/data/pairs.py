@@ -2,7 +2,8 @@
 
 `write_pairs` streams a corpus (`corpus.iter_resolved_texts`), keeps the word counts (they grow
 with the vocabulary, not the corpus), spools the sentences as ids to disk, then corrupts them
-in batches (`corruption.Corruptor`) and writes the lines with C-level string maps.
+in batches (`corruption.Corruptor`) and writes the lines: with the compiled `format_pairs`
+(auxpretrain/data/cspeedups.c) when it is built, else with C-level string maps (`_python_lines`).
 
 This module must not import TensorFlow.
 """
@@ -22,6 +23,7 @@ import numpy as np
 from auxpretrain.config import CorpusConfig, CorruptionConfig
 from auxpretrain.data.corpus import CorpusStats, Source, iter_resolved_texts, resolve
 from auxpretrain.data.corruption import OPS, Corruptor
+from auxpretrain.data.speedups import compiled
 from auxpretrain.data.text import SentenceSplitter, Tokenizer, WordIds
 from auxpretrain.data.vocab import Vocabulary
 from auxpretrain.errors import InputError
@@ -130,7 +132,8 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
         to_vocab = vocab.ids_of(words)
         to_word = np.full(len(vocab), -1, np.int64)
         to_word[2:] = [encoder.index[t] for t in vocab.tokens[2:]]
-        escaped = np.array(_json_bodies(words), dtype=object)  # each word's JSON text, escaped once
+        escaped = _json_bodies(words)  # each word's JSON text, escaped once
+        escaped = compiled.WordTexts(escaped) if compiled is not None else np.array(escaped, dtype=object)
 
         # pass 2: spool -> corrupted batches -> JSON lines
         report = PairsReport(path=out_path, stats=stats, vocab_size=len(vocab),
@@ -142,7 +145,7 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
         spool_lengths.seek(0)
         tmp = temporary_name(path)
         try:
-            with open(tmp, "x", encoding="utf-8", newline="\n") as out:
+            with open(tmp, "xb") as out:
                 while True:
                     lengths_batch = np.frombuffer(spool_lengths.read(4 * batch_size), dtype=np.int32)
                     if lengths_batch.size == 0:
@@ -198,12 +201,31 @@ def _spool(ids, lengths, n_words, counts, spool_ids, spool_lengths):
 _PAIR_LINE = '{{"good": "{}", "bad": "{}", "op": "{}", "positions": {}}}\n'
 
 
+def _python_lines(escaped, good, bad, starts, stops, ops, positions, widths, op_names) -> bytes:
+    """`cspeedups.format_pairs` in Python (the same bytes): one JSON line per row r, its good and
+    bad words good/bad[starts[r]:stops[r]] (running ids; escaped: object [words], their JSON
+    text), its op op_names[ops[r]] and positions[r, :widths[ops[r]]]."""
+    position_text = np.empty(ops.size, object)
+    for code, width in enumerate(widths):
+        rows = np.flatnonzero(ops == code)
+        if rows.size:
+            template = "[" + ", ".join(["{}"] * width) + "]"
+            position_text[rows] = list(itertools.starmap(template.format, positions[rows, :width].tolist()))
+    # C-level maps, no Python loop per sentence
+    good, bad = escaped[good].tolist(), escaped[bad].tolist()
+    slices = list(map(slice, starts.tolist(), stops.tolist()))
+    return "".join(map(_PAIR_LINE.format, map(" ".join, map(good.__getitem__, slices)),
+                       map(" ".join, map(bad.__getitem__, slices)), np.array(op_names, dtype=object)[ops].tolist(),
+                       position_text.tolist())).encode("utf-8")
+
+
 def _pair_lines(run_ids, lengths, to_vocab, to_word, escaped, corruptor, rng):
-    """JSON lines of one batch: (text, {op: pairs}, {reason: skipped}).
+    """JSON lines of one batch: (UTF-8 bytes, {op: pairs}, {reason: skipped}).
 
     run_ids: int32 [N], the batch's words (running ids), sentence after sentence;
     lengths: int32 [B]; to_vocab: running id -> vocabulary id; to_word: vocabulary id ->
-    running id; escaped: object [words], each word's JSON-escaped text.
+    running id; escaped: each word's JSON-escaped text, as `cspeedups.WordTexts` (written by
+    the compiled path) or an object array (`_python_lines`).
     """
     batch = lengths.size
     lengths = lengths.astype(np.int64)
@@ -215,29 +237,23 @@ def _pair_lines(run_ids, lengths, to_vocab, to_word, escaped, corruptor, rng):
     ids[rows, cols] = to_vocab[run_ids]
     result = corruptor.corrupt(ids, lengths, rng)
 
-    # bad words = good words with the changed positions rewritten (flat object arrays)
-    good = escaped[run_ids]
-    bad = good.copy()
+    # bad = good with the changed positions rewritten (running word ids)
+    bad = run_ids.copy()
     done = np.flatnonzero(result.ok)
-    position_text = np.empty(batch, object)
-    for code, width in ((0, corruptor.edits), (1, 2 * corruptor.edits)):
+    widths = (corruptor.edits, 2 * corruptor.edits)  # positions listed by replace, by swap
+    for code, width in enumerate(widths):
         rows_op = done[result.op[done] == code]
         if not rows_op.size:
             continue
         pos = result.positions[rows_op, :width]
         at = starts[rows_op, None] + pos
         if code == 0:  # replace: the vocabulary word of the new id
-            bad[at] = escaped[to_word[result.bad[rows_op[:, None], pos]]]
+            bad[at] = to_word[result.bad[rows_op[:, None], pos]]
         else:  # swap: the original words of the two positions
             left, right = at[:, 0::2], at[:, 1::2]
-            bad[left], bad[right] = good[right], good[left]
-        template = "[" + ", ".join(["{}"] * width) + "]"
-        position_text[rows_op] = list(itertools.starmap(template.format, pos.tolist()))
-    # one line per ok sentence, built by C-level maps (no Python loop per sentence)
-    good, bad = good.tolist(), bad.tolist()
-    slices = list(map(slice, starts[done].tolist(), ends[done].tolist()))
-    op_text = np.array(OPS, dtype=object)[result.op[done]].tolist()
-    text = "".join(map(_PAIR_LINE.format, map(" ".join, map(good.__getitem__, slices)),
-                       map(" ".join, map(bad.__getitem__, slices)), op_text, position_text[done].tolist()))
+            bad[left], bad[right] = run_ids[right], run_ids[left]
+    write = _python_lines if isinstance(escaped, np.ndarray) else compiled.format_pairs
+    text = write(escaped, run_ids, bad, starts[done], ends[done], result.op[done].astype(np.int64),
+                 result.positions[done].astype(np.int64), widths, OPS)
     counts = np.bincount(result.op[done], minlength=len(OPS)).tolist()
     return text, dict(zip(OPS, counts)), result.skipped

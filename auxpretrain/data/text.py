@@ -28,6 +28,7 @@ import numpy as np
 
 from auxpretrain.config import CorpusConfig, default_of
 from auxpretrain.data import punkt
+from auxpretrain.data.speedups import compiled
 from auxpretrain.errors import ConfigError
 
 # A word: letters/digits, continued through inner hyphens or apostrophes (well-known,
@@ -116,7 +117,9 @@ class WordIds:
     those of its whitespace-separated chunks in turn; each distinct chunk is lowercased and
     tokenized once and remembered as its word ids (at most `max_chunks` of them, then the
     memory starts again), so a batch costs a `str.split` and a dict lookup per chunk plus
-    array gathers. Another pattern tokenizes every sentence (`Tokenizer.tokenize_batch`).
+    array gathers (with the compiled `ChunkTable`, one pass over the text in C that makes a
+    string only of a chunk seen for the first time; the same ids). Another pattern tokenizes
+    every sentence (`Tokenizer.tokenize_batch`).
     `words[i]` is the word of running id i.
     """
 
@@ -133,9 +136,13 @@ class WordIds:
         return list(self.index)
 
     def _reset_chunks(self) -> None:
-        self._chunks: defaultdict = defaultdict()
-        self._chunks.default_factory = self._chunks.__len__
-        self._chunks[_SEPARATOR]  # chunk 0 separates sentences: no token
+        if compiled is not None:
+            self._chunks = compiled.ChunkTable()
+            self._chunks.lookup(_SEPARATOR)  # chunk 0 separates sentences: no token
+        else:
+            self._chunks = defaultdict()
+            self._chunks.default_factory = self._chunks.__len__
+            self._chunks[_SEPARATOR]
         self._chunk_start = np.zeros(1, np.int64)  # chunk id -> first of its word ids in _chunk_words
         self._chunk_size = np.zeros(1, np.int64)  # chunk id -> its number of tokens
         self._chunk_words = np.zeros(0, np.int32)
@@ -152,10 +159,16 @@ class WordIds:
             return ids, lengths
         if len(self._chunks) > self.max_chunks:
             self._reset_chunks()
-        known = len(self._chunks)
-        chunks = np.fromiter(map(self._chunks.__getitem__, text.split()), np.int64)
-        if len(self._chunks) > known:
-            self._add_chunks(itertools.islice(self._chunks, known, None))
+        if compiled is not None:
+            chunk_bytes, new_chunks = self._chunks.lookup(text)
+            chunks = np.frombuffer(chunk_bytes, np.int64)
+            if new_chunks:
+                self._add_chunks(new_chunks)
+        else:
+            known = len(self._chunks)
+            chunks = np.fromiter(map(self._chunks.__getitem__, text.split()), np.int64)
+            if len(self._chunks) > known:
+                self._add_chunks(itertools.islice(self._chunks, known, None))
         sizes = self._chunk_size[chunks]
         # each sentence's token count: the sum of its chunks' sizes (separators count 0)
         sentence_of_chunk = np.cumsum(chunks == 0)

@@ -1,0 +1,504 @@
+/* Compiled fast paths of `auxpretrain corrupt` (wrapped by auxpretrain/data/speedups.py).
+ *
+ * ChunkTable: whitespace-separated chunks of a text -> running chunk ids (first seen, first
+ *   numbered), as `map(defaultdict.__getitem__, text.split())` numbers them, without making a
+ *   Python string per chunk: only chunks seen for the first time become strings.
+ * WordTexts + format_pairs: the JSON lines of a batch of good/bad pairs, each word's escaped
+ *   UTF-8 text copied into one bytes object, the same bytes as the pure-Python path in
+ *   auxpretrain/data/pairs.py.
+ *
+ * Both have pure-Python equivalents; tests compare the two on the same input. The module uses
+ * only the Python C API (no NumPy headers): arrays come in and go out as buffers.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define ABI_VERSION 1
+
+/* ------------------------------------------------------------------------------------------ */
+/* ChunkTable                                                                                   */
+
+typedef struct {
+    uint64_t hash;
+    size_t offset;   /* into the arena, in bytes */
+    Py_ssize_t length; /* code points */
+    int wide;        /* 0: one byte a code point (all < 256); 1: four bytes a code point */
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    uint8_t *arena;
+    size_t arena_len, arena_cap;
+    Entry *entries;
+    Py_ssize_t count, entries_cap;
+    int32_t *slots; /* entry index or -1 */
+    size_t mask;    /* slots - 1 (a power of two) */
+} ChunkTable;
+
+static void ChunkTable_dealloc(ChunkTable *self) {
+    PyMem_Free(self->arena);
+    PyMem_Free(self->entries);
+    PyMem_Free(self->slots);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int ChunkTable_init(ChunkTable *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, ":ChunkTable", kwlist))
+        return -1;
+    PyMem_Free(self->arena);
+    PyMem_Free(self->entries);
+    PyMem_Free(self->slots);
+    self->arena_cap = 1 << 16;
+    self->arena_len = 0;
+    self->arena = PyMem_Malloc(self->arena_cap);
+    self->entries_cap = 1 << 12;
+    self->count = 0;
+    self->entries = PyMem_Malloc(sizeof(Entry) * self->entries_cap);
+    self->mask = (1 << 13) - 1;
+    self->slots = PyMem_Malloc(sizeof(int32_t) * (self->mask + 1));
+    if (!self->arena || !self->entries || !self->slots) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(self->slots, 0xff, sizeof(int32_t) * (self->mask + 1));
+    return 0;
+}
+
+static Py_ssize_t ChunkTable_len(ChunkTable *self) { return self->count; }
+
+static int grow_slots(ChunkTable *self) {
+    size_t size = (self->mask + 1) * 2;
+    int32_t *slots = PyMem_Malloc(sizeof(int32_t) * size);
+    if (!slots) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(slots, 0xff, sizeof(int32_t) * size);
+    size_t mask = size - 1;
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        size_t s = self->entries[i].hash & mask;
+        while (slots[s] >= 0)
+            s = (s + 1) & mask;
+        slots[s] = (int32_t)i;
+    }
+    PyMem_Free(self->slots);
+    self->slots = slots;
+    self->mask = mask;
+    return 0;
+}
+
+/* The chunk text[start:stop] is entry `e`? */
+static int same_chunk(const ChunkTable *self, const Entry *e, int kind, const void *data,
+                      Py_ssize_t start, Py_ssize_t length) {
+    const uint8_t *key = self->arena + e->offset;
+    if (!e->wide) {
+        if (kind == PyUnicode_1BYTE_KIND)
+            return memcmp(key, (const uint8_t *)data + start, length) == 0;
+        for (Py_ssize_t k = 0; k < length; k++)
+            if ((Py_UCS4)key[k] != PyUnicode_READ(kind, data, start + k))
+                return 0;
+        return 1;
+    }
+    const Py_UCS4 *wide = (const Py_UCS4 *)key;
+    for (Py_ssize_t k = 0; k < length; k++)
+        if (wide[k] != PyUnicode_READ(kind, data, start + k))
+            return 0;
+    return 1;
+}
+
+/* Whitespace as str.split() sees it (Py_UNICODE_ISSPACE), with a table for ASCII. */
+static unsigned char ascii_space[128];
+
+static inline int is_space(Py_UCS4 c) {
+    return c < 128 ? ascii_space[c] : Py_UNICODE_ISSPACE(c);
+}
+
+/* The id of a chunk of `length` code points at text[start:] with `hash` and widest code point
+   `widest`; a new id (the chunk appended to `fresh` as a str) if it was never seen. */
+static int64_t chunk_id(ChunkTable *self, PyObject *text, int kind, const void *data,
+                        Py_ssize_t start, Py_ssize_t length, uint64_t hash, Py_UCS4 widest,
+                        PyObject *fresh) {
+    hash ^= hash >> 33; /* MurmurHash3's finalizer: every bit of the hash reaches the low bits */
+    hash *= 0xff51afd7ed558ccdULL;
+    hash ^= hash >> 33;
+    int wide = widest > 255;
+    size_t s = hash & self->mask;
+    for (;;) {
+        int32_t i = self->slots[s];
+        if (i < 0)
+            break;
+        const Entry *e = &self->entries[i];
+        if (e->hash == hash && e->length == length && e->wide == wide &&
+            same_chunk(self, e, kind, data, start, length))
+            return i;
+        s = (s + 1) & self->mask;
+    }
+    if (self->count >= INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "ChunkTable: too many chunks");
+        return -1;
+    }
+    /* a new chunk: its code points into the arena, an entry, a slot, a str for the caller */
+    size_t bytes = (size_t)length * (wide ? 4 : 1);
+    if (self->arena_len + bytes + 4 > self->arena_cap) {
+        size_t cap = self->arena_cap;
+        while (self->arena_len + bytes + 4 > cap)
+            cap *= 2;
+        uint8_t *arena = PyMem_Realloc(self->arena, cap);
+        if (!arena) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->arena = arena;
+        self->arena_cap = cap;
+    }
+    size_t offset = self->arena_len;
+    if (wide) {
+        offset = (offset + 3) & ~(size_t)3; /* aligned code points */
+        Py_UCS4 *out = (Py_UCS4 *)(self->arena + offset);
+        for (Py_ssize_t k = 0; k < length; k++)
+            out[k] = PyUnicode_READ(kind, data, start + k);
+    } else if (kind == PyUnicode_1BYTE_KIND) {
+        memcpy(self->arena + offset, (const uint8_t *)data + start, length);
+    } else {
+        for (Py_ssize_t k = 0; k < length; k++)
+            self->arena[offset + k] = (uint8_t)PyUnicode_READ(kind, data, start + k);
+    }
+    self->arena_len = offset + bytes;
+    if (self->count == self->entries_cap) {
+        Entry *entries = PyMem_Realloc(self->entries, sizeof(Entry) * self->entries_cap * 2);
+        if (!entries) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->entries = entries;
+        self->entries_cap *= 2;
+    }
+    Entry *e = &self->entries[self->count];
+    e->hash = hash;
+    e->offset = offset;
+    e->length = length;
+    e->wide = wide;
+    self->slots[s] = (int32_t)self->count;
+    int64_t id = self->count++;
+    if ((size_t)self->count * 2 > self->mask + 1 && grow_slots(self) < 0)
+        return -1;
+    PyObject *chunk = PyUnicode_Substring(text, start, start + length);
+    if (!chunk || PyList_Append(fresh, chunk) < 0) {
+        Py_XDECREF(chunk);
+        return -1;
+    }
+    Py_DECREF(chunk);
+    return id;
+}
+
+/* The chunk ids of a text whose code points are CHAR (one loop per string kind). */
+#define SCAN_CHUNKS(NAME, CHAR)                                                                   \
+    static Py_ssize_t NAME(ChunkTable *self, PyObject *text, int kind, const CHAR *p,           \
+                           Py_ssize_t n, int64_t *out, PyObject *fresh) {                        \
+        Py_ssize_t chunks = 0, i = 0;                                                            \
+        while (i < n) {                                                                          \
+            while (i < n && is_space(p[i]))                                                      \
+                i++;                                                                             \
+            if (i >= n)                                                                          \
+                break;                                                                           \
+            Py_ssize_t start = i;                                                                \
+            uint64_t hash = 1469598103934665603ULL;                                              \
+            Py_UCS4 widest = 0;                                                                  \
+            while (i < n && !is_space(p[i])) {                                                   \
+                widest = p[i] > widest ? p[i] : widest;                                          \
+                hash = (hash ^ p[i]) * 1099511628211ULL;                                         \
+                i++;                                                                             \
+            }                                                                                    \
+            int64_t id = chunk_id(self, text, kind, p, start, i - start, hash, widest, fresh);   \
+            if (id < 0)                                                                          \
+                return -1;                                                                       \
+            out[chunks++] = id;                                                                  \
+        }                                                                                        \
+        return chunks;                                                                           \
+    }
+
+SCAN_CHUNKS(scan_ucs1, Py_UCS1)
+SCAN_CHUNKS(scan_ucs2, Py_UCS2)
+SCAN_CHUNKS(scan_ucs4, Py_UCS4)
+
+PyDoc_STRVAR(lookup_doc,
+"lookup(text) -> (ids, new): the id of each whitespace-separated chunk of text (the chunks of\n"
+"text.split()), as int64 bytes, and the chunks seen for the first time, in id order.");
+
+static PyObject *ChunkTable_lookup(ChunkTable *self, PyObject *args) {
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U:lookup", &text))
+        return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *ids = PyBytes_FromStringAndSize(NULL, (n / 2 + 1) * sizeof(int64_t));
+    PyObject *fresh = PyList_New(0);
+    if (!ids || !fresh)
+        goto fail;
+    int64_t *out = (int64_t *)PyBytes_AS_STRING(ids);
+    Py_ssize_t chunks =
+        kind == PyUnicode_1BYTE_KIND ? scan_ucs1(self, text, kind, data, n, out, fresh)
+        : kind == PyUnicode_2BYTE_KIND ? scan_ucs2(self, text, kind, data, n, out, fresh)
+        : scan_ucs4(self, text, kind, data, n, out, fresh);
+    if (chunks < 0)
+        goto fail;
+    if (_PyBytes_Resize(&ids, chunks * sizeof(int64_t)) < 0) {
+        ids = NULL;
+        goto fail;
+    }
+    return Py_BuildValue("(NN)", ids, fresh);
+fail:
+    Py_XDECREF(ids);
+    Py_XDECREF(fresh);
+    return NULL;
+}
+
+static PyMethodDef ChunkTable_methods[] = {
+    {"lookup", (PyCFunction)ChunkTable_lookup, METH_VARARGS, lookup_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods ChunkTable_as_sequence = {.sq_length = (lenfunc)ChunkTable_len};
+
+static PyTypeObject ChunkTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "auxpretrain.data.cspeedups.ChunkTable",
+    .tp_basicsize = sizeof(ChunkTable),
+    .tp_dealloc = (destructor)ChunkTable_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "ChunkTable(): whitespace-separated chunks -> running ids, first seen first numbered.",
+    .tp_methods = ChunkTable_methods,
+    .tp_as_sequence = &ChunkTable_as_sequence,
+    .tp_init = (initproc)ChunkTable_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* WordTexts and format_pairs                                                                   */
+
+typedef struct {
+    PyObject_HEAD
+    char *utf8;       /* every word's text, one after the other */
+    int64_t *offsets; /* word i: utf8[offsets[i]:offsets[i + 1]] */
+    Py_ssize_t count;
+} WordTexts;
+
+static void WordTexts_dealloc(WordTexts *self) {
+    PyMem_Free(self->utf8);
+    PyMem_Free(self->offsets);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int WordTexts_init(WordTexts *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"words", NULL};
+    PyObject *words;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!:WordTexts", kwlist, &PyList_Type, &words))
+        return -1;
+    Py_ssize_t n = PyList_GET_SIZE(words);
+    PyMem_Free(self->utf8);
+    PyMem_Free(self->offsets);
+    self->utf8 = NULL;
+    self->count = 0;
+    self->offsets = PyMem_Malloc(sizeof(int64_t) * (n + 1));
+    if (!self->offsets) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *w = PyList_GET_ITEM(words, i);
+        Py_ssize_t size;
+        if (!PyUnicode_Check(w)) {
+            PyErr_Format(PyExc_TypeError, "WordTexts: word %zd is not a str", i);
+            return -1;
+        }
+        if (!PyUnicode_AsUTF8AndSize(w, &size))
+            return -1;
+        self->offsets[i] = (int64_t)total;
+        total += size;
+    }
+    self->offsets[n] = (int64_t)total;
+    self->utf8 = PyMem_Malloc(total + 1);
+    if (!self->utf8) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size;
+        const char *s = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(words, i), &size);
+        memcpy(self->utf8 + self->offsets[i], s, size);
+    }
+    self->count = n;
+    return 0;
+}
+
+static Py_ssize_t WordTexts_len(WordTexts *self) { return self->count; }
+
+static PySequenceMethods WordTexts_as_sequence = {.sq_length = (lenfunc)WordTexts_len};
+
+static PyTypeObject WordTextsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "auxpretrain.data.cspeedups.WordTexts",
+    .tp_basicsize = sizeof(WordTexts),
+    .tp_dealloc = (destructor)WordTexts_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "WordTexts(words): the UTF-8 text of each word (a list of str), kept for format_pairs.",
+    .tp_as_sequence = &WordTexts_as_sequence,
+    .tp_init = (initproc)WordTexts_init,
+    .tp_new = PyType_GenericNew,
+};
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Out;
+
+static int out_reserve(Out *o, size_t more) {
+    if (o->len + more <= o->cap)
+        return 0;
+    size_t cap = o->cap ? o->cap : 1 << 16;
+    while (o->len + more > cap)
+        cap *= 2;
+    char *data = PyMem_Realloc(o->data, cap);
+    if (!data) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    o->data = data;
+    o->cap = cap;
+    return 0;
+}
+
+static int out_put(Out *o, const char *s, size_t n) {
+    if (out_reserve(o, n) < 0)
+        return -1;
+    memcpy(o->data + o->len, s, n);
+    o->len += n;
+    return 0;
+}
+
+static int out_words(Out *o, const WordTexts *w, const int32_t *ids, int64_t start, int64_t stop) {
+    for (int64_t k = start; k < stop; k++) {
+        int32_t id = ids[k];
+        if (id < 0 || id >= w->count) {
+            PyErr_Format(PyExc_IndexError, "format_pairs: word id %d out of range", (int)id);
+            return -1;
+        }
+        if ((k > start && out_put(o, " ", 1) < 0) ||
+            out_put(o, w->utf8 + w->offsets[id], (size_t)(w->offsets[id + 1] - w->offsets[id])) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int out_int(Out *o, int64_t v) {
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%lld", (long long)v);
+    return out_put(o, digits, (size_t)n);
+}
+
+PyDoc_STRVAR(format_pairs_doc,
+"format_pairs(words, good, bad, starts, stops, ops, positions, widths, op_names) -> bytes\n\n"
+"One JSON line per row r: {\"good\": \"<words of good[starts[r]:stops[r]]>\", \"bad\": ...,\n"
+"\"op\": \"<op_names[ops[r]]>\", \"positions\": [<positions[r, :widths[ops[r]]]>]}, UTF-8.\n"
+"words: WordTexts (each word's JSON-escaped text); good, bad: int32 word ids; starts, stops,\n"
+"ops: int64 per row; positions: int64 [rows, >= max(widths)]; widths, op_names: tuples per op.");
+
+static PyObject *format_pairs(PyObject *module, PyObject *args) {
+    PyObject *words_obj, *widths, *op_names;
+    Py_buffer good = {0}, bad = {0}, starts = {0}, stops = {0}, ops = {0}, positions = {0};
+    Out o = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "O!y*y*y*y*y*y*O!O!:format_pairs", &WordTextsType, &words_obj,
+                          &good, &bad, &starts, &stops, &ops, &positions,
+                          &PyTuple_Type, &widths, &PyTuple_Type, &op_names))
+        return NULL;
+    const WordTexts *words = (const WordTexts *)words_obj;
+    Py_ssize_t n_ops = PyTuple_GET_SIZE(op_names);
+    Py_ssize_t rows = starts.len / (Py_ssize_t)sizeof(int64_t);
+    Py_ssize_t n_ids = good.len / (Py_ssize_t)sizeof(int32_t);
+    int64_t width[8];
+    const char *name[8];
+    Py_ssize_t name_len[8];
+    int64_t max_width = 0;
+    if (n_ops > 8 || PyTuple_GET_SIZE(widths) != n_ops) {
+        PyErr_SetString(PyExc_ValueError, "format_pairs: one width a name, at most 8 ops");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < n_ops; k++) {
+        width[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(widths, k));
+        name[k] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(op_names, k), &name_len[k]);
+        if ((width[k] == -1 && PyErr_Occurred()) || !name[k])
+            goto done;
+        max_width = width[k] > max_width ? width[k] : max_width;
+    }
+    int64_t stride = rows ? positions.len / (Py_ssize_t)sizeof(int64_t) / rows : max_width;
+    if (good.len != bad.len || stops.len != starts.len || ops.len != starts.len ||
+        positions.len != (Py_ssize_t)(rows * stride * sizeof(int64_t))) {
+        PyErr_SetString(PyExc_ValueError, "format_pairs: arrays of mismatched sizes");
+        goto done;
+    }
+    const int64_t *start = starts.buf, *stop = stops.buf, *op = ops.buf, *pos = positions.buf;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        if (op[r] < 0 || op[r] >= n_ops || width[op[r]] > stride || start[r] < 0 || stop[r] < start[r] ||
+            stop[r] > n_ids) {
+            PyErr_Format(PyExc_IndexError, "format_pairs: row %zd out of range", r);
+            goto done;
+        }
+        if (out_put(&o, "{\"good\": \"", 10) < 0 || out_words(&o, words, good.buf, start[r], stop[r]) < 0 ||
+            out_put(&o, "\", \"bad\": \"", 11) < 0 || out_words(&o, words, bad.buf, start[r], stop[r]) < 0 ||
+            out_put(&o, "\", \"op\": \"", 10) < 0 || out_put(&o, name[op[r]], name_len[op[r]]) < 0 ||
+            out_put(&o, "\", \"positions\": [", 17) < 0)
+            goto done;
+        for (int64_t k = 0; k < width[op[r]]; k++)
+            if ((k && out_put(&o, ", ", 2) < 0) || out_int(&o, pos[r * stride + k]) < 0)
+                goto done;
+        if (out_put(&o, "]}\n", 3) < 0)
+            goto done;
+    }
+    result = PyBytes_FromStringAndSize(o.data ? o.data : "", (Py_ssize_t)o.len);
+done:
+    PyMem_Free(o.data);
+    PyBuffer_Release(&good);
+    PyBuffer_Release(&bad);
+    PyBuffer_Release(&starts);
+    PyBuffer_Release(&stops);
+    PyBuffer_Release(&ops);
+    PyBuffer_Release(&positions);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static PyMethodDef module_methods[] = {
+    {"format_pairs", format_pairs, METH_VARARGS, format_pairs_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "auxpretrain.data.cspeedups",
+    "Compiled fast paths of auxpretrain corrupt (see auxpretrain/data/speedups.py).", -1, module_methods,
+};
+
+PyMODINIT_FUNC PyInit_cspeedups(void) {
+    for (int c = 0; c < 128; c++)
+        ascii_space[c] = Py_UNICODE_ISSPACE(c) ? 1 : 0;
+    if (PyType_Ready(&ChunkTableType) < 0 || PyType_Ready(&WordTextsType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m)
+        return NULL;
+    Py_INCREF(&ChunkTableType);
+    Py_INCREF(&WordTextsType);
+    if (PyModule_AddObject(m, "ChunkTable", (PyObject *)&ChunkTableType) < 0 ||
+        PyModule_AddObject(m, "WordTexts", (PyObject *)&WordTextsType) < 0 ||
+        PyModule_AddIntConstant(m, "ABI_VERSION", ABI_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,116 @@
+"""The compiled fast paths of `corrupt` (auxpretrain/data/cspeedups.c) give the same ids and the
+same bytes as the pure-Python paths they replace, on awkward text; and CI builds them."""
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from auxpretrain.config import CorruptionConfig
+from auxpretrain.data import pairs, text
+from auxpretrain.data.speedups import compiled
+
+needs_compiled = pytest.mark.skipif(compiled is None, reason="the C extension is not built")
+
+# chunks of every string kind, whitespace str.split() knows (\x1c, \x85, \xa0, \u3000), the separator
+AWKWARD = ["the", "The", "café", "naïve", "\u0100bc", "日本語", "😀x", "a\x1cb", "c\x85d", "e\xa0f",
+           "g\u3000h", "\x00", "", "  ", "tab\there", "new\nline", "don't", "3.5", '"quoted"', "back\\slash"]
+
+
+def _python_chunk_ids(texts):
+    chunks = defaultdict()
+    chunks.default_factory = chunks.__len__
+    out = [np.fromiter(map(chunks.__getitem__, t.split()), np.int64) for t in texts]
+    return out, list(chunks)
+
+
+@needs_compiled
+def test_chunk_table_numbers_chunks_as_a_dict_of_split_does():
+    rng = np.random.default_rng(7)
+    # texts of one string kind each and mixed: the same chunk must get one id in all of them
+    texts = [" ".join(rng.choice(AWKWARD, size=int(rng.integers(0, 40)))) for _ in range(300)]
+    texts += ["the café", "café the", "日本語 café", "\u0100bc \u0100bc"]
+    # enough distinct chunks to grow the table several times, and one longer than its first arena
+    texts.append(" ".join(f"w{i}é" if i % 3 else f"w{i}" for i in range(20_011)))
+    texts.append("x" * 70_001 + " y")
+    expected, chunks = _python_chunk_ids(texts)
+    table = compiled.ChunkTable()
+    new = []
+    for t, want in zip(texts, expected):
+        got, fresh = table.lookup(t)
+        np.testing.assert_array_equal(np.frombuffer(got, np.int64), want)
+        new += fresh
+    assert new == chunks and len(table) == len(chunks)
+
+
+@needs_compiled
+def test_word_ids_are_the_same_with_and_without_the_compiled_table(monkeypatch):
+    rng = np.random.default_rng(3)
+    sentences = [" ".join(rng.choice(AWKWARD, size=int(rng.integers(0, 12)))) for _ in range(997)]
+    fast = text.WordIds(text.Tokenizer())
+    got = [fast.encode(sentences[i:i + 101]) for i in range(0, len(sentences), 101)]
+    monkeypatch.setattr(text, "compiled", None)
+    slow = text.WordIds(text.Tokenizer())
+    want = [slow.encode(sentences[i:i + 101]) for i in range(0, len(sentences), 101)]
+    for (ids, lengths), (ids2, lengths2) in zip(got, want):
+        np.testing.assert_array_equal(ids, ids2)
+        np.testing.assert_array_equal(lengths, lengths2)
+    assert fast.words == slow.words
+
+
+@needs_compiled
+def test_format_pairs_writes_the_python_bytes():
+    words = ["the", "café", 'say \\"hi\\"', "日本", "😀", "a\\nb", "x"]  # already JSON-escaped bodies
+    rng = np.random.default_rng(5)
+    good = rng.integers(0, len(words), 211).astype(np.int32)
+    bad = rng.integers(0, len(words), 211).astype(np.int32)
+    stops = np.sort(rng.choice(np.arange(1, 212), 37, replace=False)).astype(np.int64)
+    starts = np.concatenate([[0], stops[:-1]]).astype(np.int64)
+    ops = rng.integers(0, 2, stops.size).astype(np.int64)
+    widths = (2, 4)
+    positions = rng.integers(0, 50, (stops.size, 4)).astype(np.int64)
+    args = (good, bad, starts, stops, ops, positions, widths, ("replace", "swap"))
+    got = compiled.format_pairs(compiled.WordTexts(words), *args)
+    assert got == pairs._python_lines(np.array(words, dtype=object), *args)
+    assert json.loads(got.splitlines()[0])["op"] in ("replace", "swap")
+    # positions narrower than a width that no row uses (replace only: one column)
+    one = (good, bad, starts[:3], stops[:3], np.zeros(3, np.int64), positions[:3, :1].copy(), (1, 2), ("replace", "swap"))
+    assert compiled.format_pairs(compiled.WordTexts(words), *one) == pairs._python_lines(
+        np.array(words, dtype=object), *one)
+    with pytest.raises(IndexError):  # a word id beyond the words
+        compiled.format_pairs(compiled.WordTexts(words[:3]), *args)
+    with pytest.raises(ValueError):
+        compiled.format_pairs(compiled.WordTexts(words), good[:5], *args[1:])
+
+
+@needs_compiled
+@pytest.mark.parametrize("edits,ops", [(1, "replace,swap"), (2, "replace"), (1, "swap")])
+def test_pairs_files_are_identical_with_and_without_the_compiled_paths(tmp_path, monkeypatch, edits, ops):
+    rng = np.random.default_rng(edits)
+    corpus = tmp_path / "corpus.txt"
+    vocab = ["alpha", "beta", "gamma", "délta", "日本", "quote\"d", "back\\", "tab", "😀", "Mr.", "end."]
+    lines = [" ".join(rng.choice(vocab, size=int(rng.integers(1, 30)))) + ". Next one here." for _ in range(613)]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = CorruptionConfig(edits=edits, ops={op: 1.0 for op in ops.split(",")})
+    pairs.write_pairs([str(corpus)], str(tmp_path / "fast.jsonl"), config, seed=11, batch_size=97)
+    monkeypatch.setattr(text, "compiled", None)
+    monkeypatch.setattr(pairs, "compiled", None)
+    pairs.write_pairs([str(corpus)], str(tmp_path / "slow.jsonl"), config, seed=11, batch_size=97)
+    fast, slow = (tmp_path / "fast.jsonl").read_bytes(), (tmp_path / "slow.jsonl").read_bytes()
+    assert fast == slow and len(fast.splitlines()) > 600
+
+
+def test_the_environment_variable_turns_the_compiled_paths_off():
+    code = "from auxpretrain.data.speedups import compiled; print(compiled is None)"
+    env = dict(os.environ, AUXPRETRAIN_PURE_PYTHON="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="CI builds the extension; elsewhere it is optional")
+def test_ci_builds_the_compiled_paths():
+    assert compiled is not None, "pip install did not build auxpretrain/data/cspeedups.c"
