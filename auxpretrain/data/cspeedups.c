@@ -352,54 +352,52 @@ static PyTypeObject WordTextsType = {
     .tp_new = PyType_GenericNew,
 };
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-} Out;
-
-static int out_reserve(Out *o, size_t more) {
-    if (o->len + more <= o->cap)
-        return 0;
-    size_t cap = o->cap ? o->cap : 1 << 16;
-    while (o->len + more > cap)
-        cap *= 2;
-    char *data = PyMem_Realloc(o->data, cap);
-    if (!data) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    o->data = data;
-    o->cap = cap;
-    return 0;
+/* The decimal text of v into out (at least 21 bytes); its length. */
+static size_t put_int(char *out, int64_t v) {
+    char digits[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = digits[--n];
+    return len;
 }
 
-static int out_put(Out *o, const char *s, size_t n) {
-    if (out_reserve(o, n) < 0)
-        return -1;
-    memcpy(o->data + o->len, s, n);
-    o->len += n;
-    return 0;
-}
-
-static int out_words(Out *o, const WordTexts *w, const int32_t *ids, int64_t start, int64_t stop) {
+/* Bytes of the words ids[start:stop] joined by spaces; -1 (IndexError) for an id out of range. */
+static Py_ssize_t words_size(const WordTexts *w, const int32_t *ids, int64_t start, int64_t stop) {
+    Py_ssize_t size = stop > start ? stop - start - 1 : 0;
     for (int64_t k = start; k < stop; k++) {
         int32_t id = ids[k];
         if (id < 0 || id >= w->count) {
             PyErr_Format(PyExc_IndexError, "format_pairs: word id %d out of range", (int)id);
             return -1;
         }
-        if ((k > start && out_put(o, " ", 1) < 0) ||
-            out_put(o, w->utf8 + w->offsets[id], (size_t)(w->offsets[id + 1] - w->offsets[id])) < 0)
-            return -1;
+        size += (Py_ssize_t)(w->offsets[id + 1] - w->offsets[id]);
     }
-    return 0;
+    return size;
 }
 
-static int out_int(Out *o, int64_t v) {
-    char digits[24];
-    int n = snprintf(digits, sizeof digits, "%lld", (long long)v);
-    return out_put(o, digits, (size_t)n);
+static char *put_words(char *p, const WordTexts *w, const int32_t *ids, int64_t start, int64_t stop) {
+    for (int64_t k = start; k < stop; k++) {
+        if (k > start)
+            *p++ = ' ';
+        size_t n = (size_t)(w->offsets[ids[k] + 1] - w->offsets[ids[k]]);
+        memcpy(p, w->utf8 + w->offsets[ids[k]], n);
+        p += n;
+    }
+    return p;
 }
+
+#define PUT(p, literal) (memcpy((p), (literal), sizeof(literal) - 1), (p) + sizeof(literal) - 1)
+
+/* the bytes of a line besides its words, op name and positions */
+#define LINE_FIXED "{\"good\": \"\", \"bad\": \"\", \"op\": \"\", \"positions\": []}\n"
 
 PyDoc_STRVAR(format_pairs_doc,
 "format_pairs(words, good, bad, starts, stops, ops, positions, widths, op_names) -> bytes\n\n"
@@ -411,7 +409,6 @@ PyDoc_STRVAR(format_pairs_doc,
 static PyObject *format_pairs(PyObject *module, PyObject *args) {
     PyObject *words_obj, *widths, *op_names;
     Py_buffer good = {0}, bad = {0}, starts = {0}, stops = {0}, ops = {0}, positions = {0};
-    Out o = {0};
     PyObject *result = NULL;
     if (!PyArg_ParseTuple(args, "O!y*y*y*y*y*y*O!O!:format_pairs", &WordTextsType, &words_obj,
                           &good, &bad, &starts, &stops, &ops, &positions,
@@ -443,26 +440,45 @@ static PyObject *format_pairs(PyObject *module, PyObject *args) {
         goto done;
     }
     const int64_t *start = starts.buf, *stop = stops.buf, *op = ops.buf, *pos = positions.buf;
+    const int32_t *good_ids = good.buf, *bad_ids = bad.buf;
+    /* first the size of every line (checking every index), then the bytes, written once */
+    Py_ssize_t total = 0;
     for (Py_ssize_t r = 0; r < rows; r++) {
         if (op[r] < 0 || op[r] >= n_ops || width[op[r]] > stride || start[r] < 0 || stop[r] < start[r] ||
             stop[r] > n_ids) {
             PyErr_Format(PyExc_IndexError, "format_pairs: row %zd out of range", r);
             goto done;
         }
-        if (out_put(&o, "{\"good\": \"", 10) < 0 || out_words(&o, words, good.buf, start[r], stop[r]) < 0 ||
-            out_put(&o, "\", \"bad\": \"", 11) < 0 || out_words(&o, words, bad.buf, start[r], stop[r]) < 0 ||
-            out_put(&o, "\", \"op\": \"", 10) < 0 || out_put(&o, name[op[r]], name_len[op[r]]) < 0 ||
-            out_put(&o, "\", \"positions\": [", 17) < 0)
+        Py_ssize_t g = words_size(words, good_ids, start[r], stop[r]);
+        Py_ssize_t b = words_size(words, bad_ids, start[r], stop[r]);
+        if (g < 0 || b < 0)
             goto done;
+        char digits[24];
+        total += g + b + name_len[op[r]] + sizeof(LINE_FIXED) - 1;
         for (int64_t k = 0; k < width[op[r]]; k++)
-            if ((k && out_put(&o, ", ", 2) < 0) || out_int(&o, pos[r * stride + k]) < 0)
-                goto done;
-        if (out_put(&o, "]}\n", 3) < 0)
-            goto done;
+            total += (k ? 2 : 0) + (Py_ssize_t)put_int(digits, pos[r * stride + k]);
     }
-    result = PyBytes_FromStringAndSize(o.data ? o.data : "", (Py_ssize_t)o.len);
+    result = PyBytes_FromStringAndSize(NULL, total);
+    if (!result)
+        goto done;
+    char *p = PyBytes_AS_STRING(result);
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        p = PUT(p, "{\"good\": \"");
+        p = put_words(p, words, good_ids, start[r], stop[r]);
+        p = PUT(p, "\", \"bad\": \"");
+        p = put_words(p, words, bad_ids, start[r], stop[r]);
+        p = PUT(p, "\", \"op\": \"");
+        memcpy(p, name[op[r]], name_len[op[r]]);
+        p += name_len[op[r]];
+        p = PUT(p, "\", \"positions\": [");
+        for (int64_t k = 0; k < width[op[r]]; k++) {
+            if (k)
+                p = PUT(p, ", ");
+            p += put_int(p, pos[r * stride + k]);
+        }
+        p = PUT(p, "]}\n");
+    }
 done:
-    PyMem_Free(o.data);
     PyBuffer_Release(&good);
     PyBuffer_Release(&bad);
     PyBuffer_Release(&starts);
