@@ -48,18 +48,37 @@ def test_chunk_table_numbers_chunks_as_a_dict_of_split_does():
 
 
 @needs_compiled
-def test_word_ids_are_the_same_with_and_without_the_compiled_table(monkeypatch):
+@pytest.mark.parametrize("max_chunks", [2_000_000, 7])  # 7: the chunk memory starts again often
+def test_word_ids_are_the_same_with_and_without_the_compiled_table(monkeypatch, max_chunks):
     rng = np.random.default_rng(3)
     sentences = [" ".join(rng.choice(AWKWARD, size=int(rng.integers(0, 12)))) for _ in range(997)]
-    fast = text.WordIds(text.Tokenizer())
+    sentences[5:7] = ["", "   "]  # sentences without a token
+    fast = text.WordIds(text.Tokenizer(), max_chunks=max_chunks)
     got = [fast.encode(sentences[i:i + 101]) for i in range(0, len(sentences), 101)]
     monkeypatch.setattr(text, "compiled", None)
-    slow = text.WordIds(text.Tokenizer())
+    slow = text.WordIds(text.Tokenizer(), max_chunks=max_chunks)
     want = [slow.encode(sentences[i:i + 101]) for i in range(0, len(sentences), 101)]
     for (ids, lengths), (ids2, lengths2) in zip(got, want):
         np.testing.assert_array_equal(ids, ids2)
         np.testing.assert_array_equal(lengths, lengths2)
     assert fast.words == slow.words
+    assert fast.encode([])[0].size == 0 and fast.encode([])[1].size == 0
+
+
+@needs_compiled
+def test_chunk_table_refuses_word_ids_it_cannot_hold():
+    table = compiled.ChunkTable()
+    table.lookup("\x00")  # chunk 0 ends a sentence
+    ids, new = table.lookup("a \x00 b")
+    with pytest.raises(ValueError, match="no words set"):
+        table.words(ids, 2)
+    with pytest.raises(ValueError, match="more chunks"):
+        table.set_words(np.ones(4, np.int64), np.zeros(4, np.int32))  # 3 chunks looked up
+    table.set_words(np.array([0, 1, 2], np.int64), np.array([7, 8, 9], np.int32))
+    got, lengths = table.words(ids, 2)
+    assert np.frombuffer(got, np.int32).tolist() == [7, 8, 9] and np.frombuffer(lengths, np.int64).tolist() == [1, 2]
+    with pytest.raises(ValueError, match="breaks"):
+        table.words(ids, 1)
 
 
 @needs_compiled

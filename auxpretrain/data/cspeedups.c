@@ -2,7 +2,8 @@
  *
  * ChunkTable: whitespace-separated chunks of a text -> running chunk ids (first seen, first
  *   numbered), as `map(defaultdict.__getitem__, text.split())` numbers them, without making a
- *   Python string per chunk: only chunks seen for the first time become strings.
+ *   Python string per chunk: only chunks seen for the first time become strings; given each
+ *   chunk's word ids (set_words), a batch's word ids and sentence lengths (words).
  * WordTexts + format_pairs: the JSON lines of a batch of good/bad pairs, each word's escaped
  *   UTF-8 text copied into one bytes object, the same bytes as the pure-Python path in
  *   auxpretrain/data/pairs.py.
@@ -35,12 +36,31 @@ typedef struct {
     Py_ssize_t count, entries_cap;
     int32_t *slots; /* entry index or -1 */
     size_t mask;    /* slots - 1 (a power of two) */
+    /* the word ids of the first `known` chunks (set_words): chunk c's are words[start[c]:][:size[c]] */
+    int64_t *run_start;
+    int32_t *run_size;
+    Py_ssize_t known, runs_cap;
+    int32_t *words;
+    size_t words_len, words_cap;
 } ChunkTable;
 
-static void ChunkTable_dealloc(ChunkTable *self) {
+static void free_table(ChunkTable *self) {
     PyMem_Free(self->arena);
     PyMem_Free(self->entries);
     PyMem_Free(self->slots);
+    PyMem_Free(self->run_start);
+    PyMem_Free(self->run_size);
+    PyMem_Free(self->words);
+    self->arena = NULL;
+    self->entries = NULL;
+    self->slots = NULL;
+    self->run_start = NULL;
+    self->run_size = NULL;
+    self->words = NULL;
+}
+
+static void ChunkTable_dealloc(ChunkTable *self) {
+    free_table(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -48,9 +68,9 @@ static int ChunkTable_init(ChunkTable *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, ":ChunkTable", kwlist))
         return -1;
-    PyMem_Free(self->arena);
-    PyMem_Free(self->entries);
-    PyMem_Free(self->slots);
+    free_table(self);
+    self->known = self->runs_cap = 0;
+    self->words_len = self->words_cap = 0;
     self->arena_cap = 1 << 16;
     self->arena_len = 0;
     self->arena = PyMem_Malloc(self->arena_cap);
@@ -257,8 +277,131 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(set_words_doc,
+"set_words(sizes, ids): the word ids of the next len(sizes) chunks (in id order, after those\n"
+"already set): sizes int64, each chunk's number of words; ids int32, their ids one after the other.");
+
+static PyObject *ChunkTable_set_words(ChunkTable *self, PyObject *args) {
+    Py_buffer sizes = {0}, ids = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*:set_words", &sizes, &ids))
+        return NULL;
+    Py_ssize_t n = sizes.len / (Py_ssize_t)sizeof(int64_t), n_ids = ids.len / (Py_ssize_t)sizeof(int32_t);
+    const int64_t *size = sizes.buf;
+    int64_t total = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (size[k] < 0 || size[k] > INT32_MAX) {
+            PyErr_SetString(PyExc_ValueError, "set_words: a negative or huge size");
+            goto done;
+        }
+        total += size[k];
+    }
+    if (self->known + n > self->count || total != n_ids) {
+        PyErr_SetString(PyExc_ValueError, "set_words: more chunks than looked up, or sizes that do not sum to the ids");
+        goto done;
+    }
+    if (self->known + n > self->runs_cap) {
+        Py_ssize_t cap = self->runs_cap ? self->runs_cap : 1 << 12;
+        while (self->known + n > cap)
+            cap *= 2;
+        int64_t *starts = PyMem_Realloc(self->run_start, sizeof(int64_t) * cap);
+        if (starts)
+            self->run_start = starts;
+        int32_t *runs = starts ? PyMem_Realloc(self->run_size, sizeof(int32_t) * cap) : NULL;
+        if (!runs) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        self->run_size = runs;
+        self->runs_cap = cap;
+    }
+    if (self->words_len + (size_t)n_ids > self->words_cap) {
+        size_t cap = self->words_cap ? self->words_cap : 1 << 14;
+        while (self->words_len + (size_t)n_ids > cap)
+            cap *= 2;
+        int32_t *words = PyMem_Realloc(self->words, sizeof(int32_t) * cap);
+        if (!words) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        self->words = words;
+        self->words_cap = cap;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        self->run_start[self->known + k] = (int64_t)self->words_len;
+        self->run_size[self->known + k] = (int32_t)size[k];
+        self->words_len += size[k];
+    }
+    memcpy(self->words + self->words_len - n_ids, ids.buf, sizeof(int32_t) * n_ids);
+    self->known += n;
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&sizes);
+    PyBuffer_Release(&ids);
+    return result;
+}
+
+PyDoc_STRVAR(words_doc,
+"words(chunks, sentences) -> (ids, lengths): the word ids of the chunks (int64 chunk ids as\n"
+"lookup gives them; chunk 0 ends a sentence) one after the other, as int32 bytes, and the number\n"
+"of words of each of the `sentences` sentences, as int64 bytes.");
+
+static PyObject *ChunkTable_words(ChunkTable *self, PyObject *args) {
+    Py_buffer chunks = {0};
+    Py_ssize_t sentences;
+    PyObject *ids = NULL, *lengths = NULL;
+    if (!PyArg_ParseTuple(args, "y*n:words", &chunks, &sentences))
+        return NULL;
+    Py_ssize_t n = chunks.len / (Py_ssize_t)sizeof(int64_t);
+    const int64_t *chunk = chunks.buf;
+    int64_t total = 0, breaks = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (chunk[k] < 0 || chunk[k] >= self->known) {
+            PyErr_Format(PyExc_ValueError, "words: chunk %lld has no words set", (long long)chunk[k]);
+            goto fail;
+        }
+        total += self->run_size[chunk[k]];
+        breaks += chunk[k] == 0;
+    }
+    if (sentences < 0 || (n && breaks >= sentences)) {
+        PyErr_SetString(PyExc_ValueError, "words: more sentence breaks than sentences");
+        goto fail;
+    }
+    ids = PyBytes_FromStringAndSize(NULL, total * sizeof(int32_t));
+    lengths = PyBytes_FromStringAndSize(NULL, sentences * sizeof(int64_t));
+    if (!ids || !lengths)
+        goto fail;
+    int32_t *out = (int32_t *)PyBytes_AS_STRING(ids);
+    int64_t *length = (int64_t *)PyBytes_AS_STRING(lengths);
+    memset(length, 0, sentences * sizeof(int64_t));
+    Py_ssize_t sentence = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int64_t c = chunk[k];
+        if (c == 0) {
+            sentence++;
+            continue;
+        }
+        int32_t size = self->run_size[c];
+        const int32_t *from = self->words + self->run_start[c];
+        for (int32_t w = 0; w < size; w++)
+            out[w] = from[w];
+        out += size;
+        length[sentence] += size;
+    }
+    PyBuffer_Release(&chunks);
+    return Py_BuildValue("(NN)", ids, lengths);
+fail:
+    PyBuffer_Release(&chunks);
+    Py_XDECREF(ids);
+    Py_XDECREF(lengths);
+    return NULL;
+}
+
 static PyMethodDef ChunkTable_methods[] = {
     {"lookup", (PyCFunction)ChunkTable_lookup, METH_VARARGS, lookup_doc},
+    {"set_words", (PyCFunction)ChunkTable_set_words, METH_VARARGS, set_words_doc},
+    {"words", (PyCFunction)ChunkTable_words, METH_VARARGS, words_doc},
     {NULL, NULL, 0, NULL},
 };
 

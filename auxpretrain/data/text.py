@@ -136,13 +136,14 @@ class WordIds:
         return list(self.index)
 
     def _reset_chunks(self) -> None:
-        if compiled is not None:
+        if compiled is not None:  # the chunks and their word ids in C
             self._chunks = compiled.ChunkTable()
             self._chunks.lookup(_SEPARATOR)  # chunk 0 separates sentences: no token
-        else:
-            self._chunks = defaultdict()
-            self._chunks.default_factory = self._chunks.__len__
-            self._chunks[_SEPARATOR]
+            self._chunks.set_words(np.zeros(1, np.int64), np.zeros(0, np.int32))
+            return
+        self._chunks = defaultdict()
+        self._chunks.default_factory = self._chunks.__len__
+        self._chunks[_SEPARATOR]
         self._chunk_start = np.zeros(1, np.int64)  # chunk id -> first of its word ids in _chunk_words
         self._chunk_size = np.zeros(1, np.int64)  # chunk id -> its number of tokens
         self._chunk_words = np.zeros(0, np.int32)
@@ -152,47 +153,39 @@ class WordIds:
         of every sentence in turn, and each sentence's number of tokens (0 for none)."""
         text = f" {_SEPARATOR} ".join(sentences) if self._by_chunk else ""
         if not self._by_chunk or text.count(_SEPARATOR) != len(sentences) - 1:  # the separator in the text
-            token_lists = self.tokenizer.tokenize_batch(sentences)
-            lengths = np.fromiter(map(len, token_lists), np.int64, len(token_lists))
-            ids = np.fromiter(map(self.index.__getitem__, itertools.chain.from_iterable(token_lists)),
-                              np.int32, int(lengths.sum()))
+            lengths, ids = self._word_ids(sentences)
             return ids, lengths
         if len(self._chunks) > self.max_chunks:
             self._reset_chunks()
         if compiled is not None:
             chunk_bytes, new_chunks = self._chunks.lookup(text)
-            chunks = np.frombuffer(chunk_bytes, np.int64)
             if new_chunks:
-                self._add_chunks(new_chunks)
-        else:
-            known = len(self._chunks)
-            chunks = np.fromiter(map(self._chunks.__getitem__, text.split()), np.int64)
-            if len(self._chunks) > known:
-                self._add_chunks(itertools.islice(self._chunks, known, None))
+                self._chunks.set_words(*self._word_ids(new_chunks))
+            ids, lengths = self._chunks.words(chunk_bytes, len(sentences))
+            return np.frombuffer(ids, np.int32), np.frombuffer(lengths, np.int64)
+        known = len(self._chunks)
+        chunks = np.fromiter(map(self._chunks.__getitem__, text.split()), np.int64)
+        if len(self._chunks) > known:
+            sizes, ids = self._word_ids(list(itertools.islice(self._chunks, known, None)))
+            self._chunk_start = np.concatenate([self._chunk_start, self._chunk_words.size + np.cumsum(sizes) - sizes])
+            self._chunk_size = np.concatenate([self._chunk_size, sizes])
+            self._chunk_words = np.concatenate([self._chunk_words, ids])
         sizes = self._chunk_size[chunks]
         # each sentence's token count: the sum of its chunks' sizes (separators count 0)
         sentence_of_chunk = np.cumsum(chunks == 0)
         lengths = np.bincount(sentence_of_chunk, weights=sizes, minlength=len(sentences)).astype(np.int64)
-        return self._gather(chunks, sizes), lengths
-
-    def _gather(self, chunks: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        """The word ids of `chunks` in turn: chunk c's run _chunk_words[start_c : start_c + size_c]."""
-        total = int(sizes.sum())
+        # chunk c's word ids are _chunk_words[start_c : start_c + size_c]
         first = np.cumsum(sizes) - sizes
-        at = np.repeat(self._chunk_start[chunks] - first, sizes) + np.arange(total)
-        return self._chunk_words[at]
+        at = np.repeat(self._chunk_start[chunks] - first, sizes) + np.arange(int(sizes.sum()))
+        return self._chunk_words[at], lengths
 
-    def _add_chunks(self, new_chunks: Iterable[str]) -> None:
-        """Tokenizes chunks seen for the first time and appends their word ids."""
-        new_chunks = list(new_chunks)
-        token_lists = self.tokenizer.tokenize_batch(new_chunks)
+    def _word_ids(self, texts: List[str]) -> Tuple[np.ndarray, np.ndarray]:
+        """(number of tokens int64 [len(texts)], running word ids int32 of them all in turn)."""
+        token_lists = self.tokenizer.tokenize_batch(texts)
         sizes = np.fromiter(map(len, token_lists), np.int64, len(token_lists))
         ids = np.fromiter(map(self.index.__getitem__, itertools.chain.from_iterable(token_lists)),
                           np.int32, int(sizes.sum()))
-        starts = self._chunk_words.size + np.cumsum(sizes) - sizes
-        self._chunk_start = np.concatenate([self._chunk_start, starts])
-        self._chunk_size = np.concatenate([self._chunk_size, sizes])
-        self._chunk_words = np.concatenate([self._chunk_words, ids])
+        return sizes, ids
 
 
 # Frequent English words: their share of a text's words tells English-like text (about a third
