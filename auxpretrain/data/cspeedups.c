@@ -111,22 +111,30 @@ static int grow_slots(ChunkTable *self) {
 }
 
 /* The chunk text[start:stop] is entry `e`? */
+/* key[0:length] (code points of type KEY) equals text[0:length] (of type TEXT)? */
+#define SAME(KEY, TEXT)                                                                           \
+    do {                                                                                         \
+        const KEY *a = (const KEY *)key;                                                         \
+        const TEXT *b = (const TEXT *)data + start;                                              \
+        for (Py_ssize_t k = 0; k < length; k++)                                                  \
+            if ((Py_UCS4)a[k] != (Py_UCS4)b[k])                                                  \
+                return 0;                                                                        \
+        return 1;                                                                                \
+    } while (0)
+
 static int same_chunk(const ChunkTable *self, const Entry *e, int kind, const void *data,
                       Py_ssize_t start, Py_ssize_t length) {
     const uint8_t *key = self->arena + e->offset;
     if (!e->wide) {
         if (kind == PyUnicode_1BYTE_KIND)
             return memcmp(key, (const uint8_t *)data + start, length) == 0;
-        for (Py_ssize_t k = 0; k < length; k++)
-            if ((Py_UCS4)key[k] != PyUnicode_READ(kind, data, start + k))
-                return 0;
-        return 1;
+        if (kind == PyUnicode_2BYTE_KIND)
+            SAME(Py_UCS1, Py_UCS2);
+        SAME(Py_UCS1, Py_UCS4);
     }
-    const Py_UCS4 *wide = (const Py_UCS4 *)key;
-    for (Py_ssize_t k = 0; k < length; k++)
-        if (wide[k] != PyUnicode_READ(kind, data, start + k))
-            return 0;
-    return 1;
+    if (kind == PyUnicode_2BYTE_KIND)
+        SAME(Py_UCS4, Py_UCS2);
+    SAME(Py_UCS4, Py_UCS4); /* (a wide key is never compared with one-byte text: chunk_id checks wide) */
 }
 
 /* Whitespace as str.split() sees it (Py_UNICODE_ISSPACE), with a table for ASCII. */
