@@ -21,38 +21,47 @@ AWKWARD = ["the", "The", "café", "naïve", "\u0100bc", "日本語", "😀x", "a
            "g\u3000h", "\x00", "", "  ", "tab\there", "new\nline", "don't", "3.5", '"quoted"', "back\\slash"]
 
 
-def _python_chunk_ids(texts):
+def _python_chunk_ids(batches):
+    """What WordIds numbers without the compiled table: each batch's sentences joined by the
+    separator (chunk 0), their chunks numbered by a dict as text.split() gives them."""
     chunks = defaultdict()
     chunks.default_factory = chunks.__len__
-    out = [np.fromiter(map(chunks.__getitem__, t.split()), np.int64) for t in texts]
-    return out, list(chunks)
+    chunks["\x00"]
+    out = [np.fromiter(map(chunks.__getitem__, " \x00 ".join(b).split()), np.int64) for b in batches]
+    return out, list(chunks)[1:]
 
 
 @needs_compiled
 def test_chunk_table_numbers_chunks_as_a_dict_of_split_does():
     rng = np.random.default_rng(7)
-    # texts of one string kind each and mixed: the same chunk must get one id in all of them
-    texts = [" ".join(rng.choice(AWKWARD, size=int(rng.integers(0, 40)))) for _ in range(300)]
-    texts += ["the café", "café the", "日本語 café", "\u0100bc \u0100bc"]
+    words = [w for w in AWKWARD if w != "\x00"]
+    # sentences of one string kind each and mixed: the same chunk must get one id in all of them
+    sentences = [" ".join(rng.choice(words, size=int(rng.integers(0, 40)))) for _ in range(300)]
+    batches = [sentences[i:i + 31] for i in range(0, 300, 31)]
+    batches += [["the café", "café the"], ["日本語 café", "\u0100bc \u0100bc"], [], [""], ["", " "]]
     # enough distinct chunks to grow the table several times, and one longer than its first arena
-    texts.append(" ".join(f"w{i}é" if i % 3 else f"w{i}" for i in range(20_011)))
-    texts.append("x" * 70_001 + " y")
-    expected, chunks = _python_chunk_ids(texts)
+    batches.append([" ".join(f"w{i}é" if i % 3 else f"w{i}" for i in range(20_011)), "x" * 70_001 + " y"])
+    expected, chunks = _python_chunk_ids(batches)
     table = compiled.ChunkTable()
+    assert table.lookup(["\x00"])[1] == ["\x00"]
     new = []
-    for t, want in zip(texts, expected):
-        got, fresh = table.lookup(t)
+    for batch, want in zip(batches, expected):
+        got, fresh = table.lookup(batch)
         np.testing.assert_array_equal(np.frombuffer(got, np.int64), want)
         new += fresh
-    assert new == chunks and len(table) == len(chunks)
+    assert new == chunks and len(table) == len(chunks) + 1
+    # a sentence holding the separator: None, and nothing looked up
+    assert table.lookup(["brand new", "a\x00b"]) is None and len(table) == len(chunks) + 1
 
 
 @needs_compiled
 @pytest.mark.parametrize("max_chunks", [2_000_000, 7])  # 7: the chunk memory starts again often
 def test_word_ids_are_the_same_with_and_without_the_compiled_table(monkeypatch, max_chunks):
     rng = np.random.default_rng(3)
-    sentences = [" ".join(rng.choice(AWKWARD, size=int(rng.integers(0, 12)))) for _ in range(997)]
+    words = [w for w in AWKWARD if w != "\x00"]
+    sentences = [" ".join(rng.choice(words, size=int(rng.integers(0, 12)))) for _ in range(997)]
     sentences[5:7] = ["", "   "]  # sentences without a token
+    sentences[400] = "x\x00y"  # the separator in a sentence: that batch is tokenized sentence by sentence
     fast = text.WordIds(text.Tokenizer(), max_chunks=max_chunks)
     got = [fast.encode(sentences[i:i + 101]) for i in range(0, len(sentences), 101)]
     monkeypatch.setattr(text, "compiled", None)
@@ -68,8 +77,8 @@ def test_word_ids_are_the_same_with_and_without_the_compiled_table(monkeypatch, 
 @needs_compiled
 def test_chunk_table_refuses_word_ids_it_cannot_hold():
     table = compiled.ChunkTable()
-    table.lookup("\x00")  # chunk 0 ends a sentence
-    ids, new = table.lookup("a \x00 b")
+    table.lookup(["\x00"])  # chunk 0 ends a sentence
+    ids, new = table.lookup(["a", "b"])
     with pytest.raises(ValueError, match="no words set"):
         table.words(ids, 2)
     with pytest.raises(ValueError, match="more chunks"):

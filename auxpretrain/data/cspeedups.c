@@ -253,27 +253,48 @@ SCAN_CHUNKS(scan_ucs2, Py_UCS2)
 SCAN_CHUNKS(scan_ucs4, Py_UCS4)
 
 PyDoc_STRVAR(lookup_doc,
-"lookup(text) -> (ids, new): the id of each whitespace-separated chunk of text (the chunks of\n"
-"text.split()), as int64 bytes, and the chunks seen for the first time, in id order.");
+"lookup(sentences) -> (ids, new) or None: the id of each whitespace-separated chunk of each\n"
+"sentence (a list of str; the chunks of str.split()), chunk id 0 between two sentences, as int64\n"
+"bytes, and the chunks seen for the first time, in id order. Chunk 0 must be the separator\n"
+"'\\x00' (looked up first, as a one-item list); None, and nothing looked up, if a sentence holds it.");
 
-static PyObject *ChunkTable_lookup(ChunkTable *self, PyObject *args) {
-    PyObject *text;
-    if (!PyArg_ParseTuple(args, "U:lookup", &text))
-        return NULL;
+static Py_ssize_t scan(ChunkTable *self, PyObject *text, int64_t *out, PyObject *fresh) {
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
-    PyObject *ids = PyBytes_FromStringAndSize(NULL, (n / 2 + 1) * sizeof(int64_t));
+    return kind == PyUnicode_1BYTE_KIND ? scan_ucs1(self, text, kind, data, n, out, fresh)
+           : kind == PyUnicode_2BYTE_KIND ? scan_ucs2(self, text, kind, data, n, out, fresh)
+           : scan_ucs4(self, text, kind, data, n, out, fresh);
+}
+
+static PyObject *ChunkTable_lookup(ChunkTable *self, PyObject *args) {
+    PyObject *sentences;
+    if (!PyArg_ParseTuple(args, "O!:lookup", &PyList_Type, &sentences))
+        return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(sentences), bound = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *text = PyList_GET_ITEM(sentences, k);
+        if (!PyUnicode_Check(text))
+            return PyErr_Format(PyExc_TypeError, "lookup: sentence %zd is not a str", k);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+        if (self->count && PyUnicode_FindChar(text, 0, 0, n, 1) != -1)
+            Py_RETURN_NONE; /* a sentence holds the separator */
+        bound += n / 2 + 2; /* its chunks, and the separator after it */
+    }
+    PyObject *ids = PyBytes_FromStringAndSize(NULL, bound * sizeof(int64_t));
     PyObject *fresh = PyList_New(0);
     if (!ids || !fresh)
         goto fail;
     int64_t *out = (int64_t *)PyBytes_AS_STRING(ids);
-    Py_ssize_t chunks =
-        kind == PyUnicode_1BYTE_KIND ? scan_ucs1(self, text, kind, data, n, out, fresh)
-        : kind == PyUnicode_2BYTE_KIND ? scan_ucs2(self, text, kind, data, n, out, fresh)
-        : scan_ucs4(self, text, kind, data, n, out, fresh);
-    if (chunks < 0)
-        goto fail;
+    Py_ssize_t chunks = 0;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        if (k)
+            out[chunks++] = 0;
+        Py_ssize_t found = scan(self, PyList_GET_ITEM(sentences, k), out + chunks, fresh);
+        if (found < 0)
+            goto fail;
+        chunks += found;
+    }
     if (_PyBytes_Resize(&ids, chunks * sizeof(int64_t)) < 0) {
         ids = NULL;
         goto fail;

@@ -138,7 +138,7 @@ class WordIds:
     def _reset_chunks(self) -> None:
         if compiled is not None:  # the chunks and their word ids in C
             self._chunks = compiled.ChunkTable()
-            self._chunks.lookup(_SEPARATOR)  # chunk 0 separates sentences: no token
+            self._chunks.lookup([_SEPARATOR])  # chunk 0 separates sentences: no token
             self._chunks.set_words(np.zeros(1, np.int64), np.zeros(0, np.int32))
             return
         self._chunks = defaultdict()
@@ -151,18 +151,25 @@ class WordIds:
     def encode(self, sentences: List[str]) -> Tuple[np.ndarray, np.ndarray]:
         """-> (ids int32 [total tokens], lengths int64 [len(sentences)]): the running word ids
         of every sentence in turn, and each sentence's number of tokens (0 for none)."""
-        text = f" {_SEPARATOR} ".join(sentences) if self._by_chunk else ""
-        if not self._by_chunk or text.count(_SEPARATOR) != len(sentences) - 1:  # the separator in the text
-            lengths, ids = self._word_ids(sentences)
-            return ids, lengths
-        if len(self._chunks) > self.max_chunks:
+        if self._by_chunk and len(self._chunks) > self.max_chunks:
             self._reset_chunks()
-        if compiled is not None:
-            chunk_bytes, new_chunks = self._chunks.lookup(text)
-            if new_chunks:
-                self._chunks.set_words(*self._word_ids(new_chunks))
-            ids, lengths = self._chunks.words(chunk_bytes, len(sentences))
-            return np.frombuffer(ids, np.int32), np.frombuffer(lengths, np.int64)
+        if self._by_chunk and compiled is not None:
+            found = self._chunks.lookup(sentences)
+            if found is not None:  # (None: the separator in a sentence)
+                chunk_bytes, new_chunks = found
+                if new_chunks:
+                    self._chunks.set_words(*self._word_ids(new_chunks))
+                ids, lengths = self._chunks.words(chunk_bytes, len(sentences))
+                return np.frombuffer(ids, np.int32), np.frombuffer(lengths, np.int64)
+        elif self._by_chunk:
+            text = f" {_SEPARATOR} ".join(sentences)
+            if text.count(_SEPARATOR) == len(sentences) - 1:  # (else the separator in a sentence)
+                return self._python_chunk_ids(text, len(sentences))
+        lengths, ids = self._word_ids(sentences)
+        return ids, lengths
+
+    def _python_chunk_ids(self, text: str, sentences: int) -> Tuple[np.ndarray, np.ndarray]:
+        """`encode` of `sentences` sentences joined by the separator, without the compiled table."""
         known = len(self._chunks)
         chunks = np.fromiter(map(self._chunks.__getitem__, text.split()), np.int64)
         if len(self._chunks) > known:
@@ -173,7 +180,7 @@ class WordIds:
         sizes = self._chunk_size[chunks]
         # each sentence's token count: the sum of its chunks' sizes (separators count 0)
         sentence_of_chunk = np.cumsum(chunks == 0)
-        lengths = np.bincount(sentence_of_chunk, weights=sizes, minlength=len(sentences)).astype(np.int64)
+        lengths = np.bincount(sentence_of_chunk, weights=sizes, minlength=sentences).astype(np.int64)
         # chunk c's word ids are _chunk_words[start_c : start_c + size_c]
         first = np.cumsum(sizes) - sizes
         at = np.repeat(self._chunk_start[chunks] - first, sizes) + np.arange(int(sizes.sum()))
