@@ -70,6 +70,37 @@ def test_same_sentences_as_nltk_on_odd_punctuation():
     assert _same_as_nltk(params, texts) == []
 
 
+@pytest.mark.parametrize("odd_space", [False, True])
+def test_the_quick_path_finds_nltks_sentences(odd_space):
+    """Texts whose only sentence ends are periods take a quick path (str.find instead of
+    regular expressions, decisions memoised by context): the same slices as the general path
+    and the same sentences as NLTK, with periods before quotes and brackets, abbreviations,
+    initials, numbers, empty words, double spaces and (odd_space) other whitespace, which the
+    quick path must notice and leave to the general one."""
+    params = punkt.PunktParameters(
+        abbrev_types={"mr", "dr", "e.g", "etc", "no", "u.s", "a-b"},
+        collocations={("j.", "bach"), ("##number##", "the"), ("dr", "smith")},
+        sent_starters={"the", "he"},
+        ortho_context={"smith": 2, "the": 2 | 32, "he": 2, "bach": 4, "it": 32 | 64, "a": 32, "b": 2})
+    words = ["Mr", "Dr", "U.S", "e.g", "J", "a", "1990", "3.5", "", ".", "..", "The", "the", "He", "it",
+             "Smith", "Bach", "no", "etc", "I", "x", "B", "\xdc", "\xdf", "-1", "1st", "a-b", "_", "\u03a3"]
+    ends = ["", "", "", ".", ".", ".", ". ", '."', ".)", ".'", ".]", ".\u201d", ".\xbb", ".*", ".(", ",", ")",
+            '"', "(", "--", "..."]
+    spaces = [" "] * 12 + ["", "  "]
+    if odd_space:
+        ends += [".\xa0", ".\t", ".\n"]
+        spaces += ["\xa0", "\t", "\n", "\u2003"]
+    rng = random.Random(3)
+    texts = ["".join(rng.choice(ends) + rng.choice(words) + rng.choice(ends) + rng.choice(spaces)
+                     for _ in range(rng.randint(1, 12))) for _ in range(3000)]
+    texts = [t.strip() if i % 5 else t for i, t in enumerate(texts)]
+    ours = punkt.PunktSplitter(params)
+    quick = [t for t in texts if ours._quick_slices(t) is not None]
+    assert len(quick) > (300 if odd_space else 1500)
+    assert [t for t in quick if ours._quick_slices(t)[0] != ours._slices(t)] == []
+    assert _same_as_nltk(params, texts) == []
+
+
 def test_parameters_round_trip_through_json(tmp_path):
     params = punkt.PunktParameters({"dr", "e.g"}, {("j.", "bach")}, {"the"}, {"the": 34, "bach": 4})
     path = tmp_path / "p.json"

@@ -65,6 +65,8 @@ _ELLIPSIS = re.compile(r"\.\.+$")
 _SENT_END = (".", "?", "!")
 _PUNCTUATION = (";", ":", ",", ".", "!", "?")
 _ASCII_SPACE = " \t\n\r\x0b\x0c"  # NLTK's string.whitespace, where the word before a candidate starts
+_NON_WORD_CHARS = frozenset(")\";}]*:@'({[\u2018\u2019\u201c\u201d\xab\xbb?!")  # the characters of _NON_WORD
+_CLOSERS = frozenset("\"')]}\u2018\u2019\u201c\u201d\xab\xbb")  # what _BOUNDARY_REALIGNMENT starts with
 _CACHE_LIMIT = 200_000  # memoised decisions (context -> break?) kept at most
 
 
@@ -157,7 +159,9 @@ class PunktSplitter:
         self._collocations = params.collocations
         self._starters = params.sent_starters
         self._ortho = params.ortho_context
-        self._decisions: Dict[str, bool] = {}
+        self._decisions: Dict[str, bool] = {}  # context -> break? (NLTK's contexts, _slices)
+        self._quick: Dict[str, int] = {}  # the same for the contexts _quick_slices checked (_quick_decision)
+        self._tokens: Dict[str, tuple] = {}  # token -> _annotation(token)
 
     def sentences(self, text: str) -> List[str]:
         """The sentences of `text` (NLTK's `tokenize(text)`)."""
@@ -165,26 +169,119 @@ class PunktSplitter:
 
     def spans(self, text: str) -> List[Tuple[int, int]]:
         """(start, end) of each sentence of `text`, realigned as NLTK does by default."""
-        slices = self._slices(text)
-        out = []
-        realign = 0
-        last = len(slices) - 1
-        for i, (start, stop) in enumerate(slices):
-            start += realign
-            if i == last:
-                if start < stop and start < len(text):
-                    out.append((start, stop))
-                continue
-            start2, stop2 = slices[i + 1]
-            m = _BOUNDARY_REALIGNMENT.match(text[start2:stop2])
-            if m:
-                out.append((start, start2 + len(m.group(0).rstrip())))
-                realign = m.end()
+        quick = None if "?" in text or "!" in text else self._quick_slices(text)
+        if quick is not None:
+            slices, realign = quick
+        else:
+            slices = self._slices(text)
+            realign = any(text[start:start + 1] in _CLOSERS for start, _ in slices)
+        if realign:
+            return _realigned(text, slices)
+        if slices[-1][0] >= slices[-1][1]:  # the others are not empty
+            slices.pop()
+        return slices
+
+    def _quick_slices(self, text: str) -> Optional[Tuple[List[Tuple[int, int]], bool]]:
+        """`_slices` for a text whose only sentence ends are periods, and whether a sentence
+        after the first starts with one of _CLOSERS; None where it cannot tell. NLTK's steps with
+        str.find instead of regular expressions: a candidate is a period followed by a _NON_WORD
+        character or by a space and a token (up to the next space); its word starts after the
+        last space since the previous candidate. Spaces are the only whitespace this looks for,
+        so each context is checked once (`_quick_decision`) to hold no other whitespace: one that
+        passes is the one NLTK finds (the same string always passes), and a text with one that
+        fails, or with a period before other whitespace, is left to `_slices`."""
+        if text[:1].isspace():
+            return None
+        get = self._quick.get
+        out: List[Tuple[int, int]] = []
+        last_break = 0
+        realign = False
+        prev_start = prev_stop = 0
+        pending = False  # whether the previous candidate (one before a _NON_WORD character) is undecided
+        find, rfind = text.find, text.rfind
+        stop = find(".")
+        while stop >= 0:
+            after = text[stop + 1:stop + 2]
+            if after == " ":
+                index = rfind(" ", prev_stop, stop)
+                start = index + 1 if index > prev_stop else prev_start
+                if pending:
+                    if prev_stop <= start:  # NLTK takes the previous candidate
+                        last_break = self._quick_pending(text, prev_start, prev_stop, last_break, out)
+                        if last_break < 0:
+                            return None
+                    pending = False
+                # the next candidate finds the space after this one: decided now, NLTK takes it
+                end = find(" ", stop + 2)
+                context = text[start:end] if end >= 0 else text[start:]
+                decision = get(context)
+                if decision is None:
+                    decision = self._quick_decision(context, stop - start)
+                    if decision is None:
+                        return None
+                if decision:
+                    out.append((last_break, stop + 1))
+                    last_break = stop + 2
+                    if decision == 2:
+                        realign = True
+                prev_start, prev_stop = start, stop
+                stop = find(".", stop + 2)
+            elif after in _NON_WORD_CHARS:
+                index = rfind(" ", prev_stop, stop)
+                start = index + 1 if index > prev_stop else prev_start
+                if pending and prev_stop <= start:
+                    last_break = self._quick_pending(text, prev_start, prev_stop, last_break, out)
+                    if last_break < 0:
+                        return None
+                pending = realign = True  # (the next sentence may start with its character)
+                prev_start, prev_stop = start, stop
+                stop = find(".", stop + 1)
+            elif after.isspace():
+                return None
             else:
-                realign = 0
-                if start < stop and start < len(text):
-                    out.append((start, stop))
-        return out
+                stop = find(".", stop + 1)
+        if pending:
+            last_break = self._quick_pending(text, prev_start, prev_stop, last_break, out)
+            if last_break < 0:
+                return None
+        out.append((last_break, len(text.rstrip()) if text[-1:].isspace() else len(text)))
+        return out, realign
+
+    def _quick_pending(self, text: str, start: int, stop: int, last_break: int, out: list) -> int:
+        """Decides a candidate before a _NON_WORD character (its word starts at `start`, its
+        period at `stop`); -> the next sentence's start, or -1 if `_quick_slices` cannot tell."""
+        decision = self._quick_decision(text[start:stop + 2], stop - start)
+        if decision is None:
+            return -1
+        if decision:
+            out.append((last_break, stop + 1))
+            return stop + 1
+        return last_break
+
+    def _quick_decision(self, context: str, period: int) -> Optional[int]:
+        """Whether a context `_quick_slices` found (its period at `period`) holds a break: 0 no,
+        1 yes, 2 yes and the next sentence starts with one of _CLOSERS; None if the context is
+        not NLTK's: NLTK's is a word without ASCII whitespace, the period, then a _NON_WORD
+        character or whitespace and a token without whitespace. This asks for no whitespace but
+        the one space after the period, so the context determines `period`."""
+        decision = self._quick.get(context)
+        if decision is not None:
+            return decision
+        word = context[:period]
+        if context[period + 1:period + 2] == " ":  # a space and a token
+            token = context[period + 2:]
+            if word.isalnum() and token.isalnum():  # no whitespace; the two tokens _contains_break finds
+                decision = self._breaks(self._annotation(word + "."), self._annotation(token))
+                return self._remember(context, int(decision), self._quick)
+            if context.split() != [context[:period + 1], token]:
+                return None
+            next_start = token[0]
+        elif context.split() != [context] or len(context) != period + 2:  # a _NON_WORD character
+            return None
+        else:
+            next_start = context[-1]
+        decision = self._contains_break(context) and (2 if next_start in _CLOSERS else 1)
+        return self._remember(context, int(decision), self._quick)
 
     def _slices(self, text: str) -> List[Tuple[int, int]]:
         """NLTK's `_slices_from_text` (with `_match_potential_end_contexts`)."""
@@ -196,32 +293,38 @@ class PunktSplitter:
         for match in _PERIOD_CONTEXT.finditer(text):
             start = match.start()
             # the word before the candidate: from after the last whitespace since the previous one
-            before = text[prev_stop:start]
-            index = max(before.rfind(c) for c in _ASCII_SPACE) if other_space else before.rfind(" ")
-            if index > 0:
-                index += prev_stop + 1
+            if other_space:
+                index = max(text.rfind(c, prev_stop, start) for c in _ASCII_SPACE)
             else:
-                index = prev_start
+                index = text.rfind(" ", prev_stop, start)
+            index = index + 1 if index > prev_stop else prev_start
             if prev_match is not None and prev_stop <= index:
-                last_break = self._candidate(text, prev_match, prev_start, prev_stop, last_break, out)
+                last_break = self._candidate(text, prev_match, prev_start, last_break, out)
             prev_match, prev_start, prev_stop = match, index, start
         if prev_match is not None:
-            last_break = self._candidate(text, prev_match, prev_start, prev_stop, last_break, out)
+            last_break = self._candidate(text, prev_match, prev_start, last_break, out)
         out.append((last_break, len(text.rstrip())))
         return out
 
-    def _candidate(self, text, match, word_start, word_stop, last_break, out) -> int:
+    def _candidate(self, text, match, word_start, last_break, out) -> int:
         """Appends the sentence a candidate ends, if it is a break; -> the next sentence's start."""
-        context = text[word_start:word_stop] + match.group() + match.group("after_tok")
+        context = text[word_start:match.end(1)]  # the word, the candidate and the token after it
         decision = self._decisions.get(context)
         if decision is None:
-            if len(self._decisions) >= _CACHE_LIMIT:
-                self._decisions.clear()
-            decision = self._decisions[context] = self._contains_break(context)
+            decision = self._remember(context, self._contains_break(context), self._decisions)
         if not decision:
             return last_break
         out.append((last_break, match.end()))
-        return match.start("next_tok") if match.group("next_tok") else match.end()
+        next_start = match.start(2)  # the next token's, if the candidate is followed by whitespace
+        return next_start if next_start >= 0 else match.end()
+
+    @staticmethod
+    def _remember(context: str, decision, decisions: dict):
+        """Stores a decision (at most _CACHE_LIMIT of them: then it starts over)."""
+        if len(decisions) >= _CACHE_LIMIT:
+            decisions.clear()
+        decisions[context] = decision
+        return decision
 
     def _contains_break(self, context: str) -> bool:
         """NLTK's `text_contains_sentbreak`: a token other than the last one ends a sentence."""
@@ -231,41 +334,45 @@ class PunktSplitter:
                 tokens.extend(_WORD_TOKENIZER.findall(line))
         if len(tokens) < 2:
             return False
-        first = [_first_pass(tok, self._abbrev) for tok in tokens]
-        for i in range(len(tokens) - 1):
-            if self._second_pass(tokens[i], first[i], tokens[i + 1], first[i + 1]):
-                return True
-        return False
+        annotations = [self._annotation(tok) for tok in tokens]
+        return any(self._breaks(annotations[i], annotations[i + 1]) for i in range(len(tokens) - 1))
 
-    def _second_pass(self, tok1: str, first1: int, tok2: str, first2: int) -> bool:
-        """Whether token 1 ends a sentence, given token 2 (NLTK's `_second_pass_annotation`).
-        first1/first2: first-pass flags (1 sentence break, 2 abbreviation, 4 ellipsis)."""
-        sentbreak = bool(first1 & 1)
-        if not tok1.endswith("."):
-            return sentbreak
-        typ = _type(tok1)
-        if len(typ) > 1 and typ[-1] == ".":
-            typ = typ[:-1]
-        next_typ = _type(tok2)
-        if first2 & 1 and len(next_typ) > 1 and next_typ[-1] == ".":
-            next_typ = next_typ[:-1]
-        initial = _INITIAL.match(tok1) is not None
+    def _annotation(self, tok: str) -> tuple:
+        """What NLTK's second pass asks of a token, memoised: (first-pass flags (1 sentence
+        break, 2 abbreviation, 4 ellipsis), ends with a period, type without its final period,
+        initial; as the next token: type, `_ortho_heuristic`, starts upper case, a frequent
+        sentence starter, seen lower case)."""
+        annotation = self._tokens.get(tok)
+        if annotation is None:
+            if len(self._tokens) >= _CACHE_LIMIT // 4:
+                self._tokens.clear()
+            first = _first_pass(tok, self._abbrev)
+            typ = next_typ = _type(tok)  # (regular expressions only where they may match:)
+            if len(typ) > 1 and typ[-1] == ".":
+                typ = typ[:-1]
+                if first & 1:
+                    next_typ = typ
+            annotation = self._tokens[tok] = (
+                first, tok.endswith("."), typ, len(tok) <= 3 and _INITIAL.match(tok) is not None, next_typ,
+                self._ortho_heuristic(tok, next_typ), tok[0].isupper(), next_typ in self._starters,
+                bool(self._ortho.get(next_typ, 0) & _LC))
+        return annotation
+
+    def _breaks(self, first: tuple, second: tuple) -> bool:
+        """Whether the token annotated `first` ends a sentence, followed by the one annotated
+        `second` (NLTK's `_second_pass_annotation`)."""
+        if not first[1]:
+            return bool(first[0] & 1)
+        flags, _, typ, initial = first[:4]
+        next_typ, starter, upper, starts, lower_seen = second[4:]
         if (typ, next_typ) in self._collocations:
             return False
-        if first1 & 6 and not initial:
-            starter = self._ortho_heuristic(tok2, next_typ)
-            if starter is True:
-                return True
-            if tok2[0].isupper() and next_typ in self._starters:
-                return True
+        if flags & 6 and not initial and (starter is True or upper and starts):
+            return True
         if initial or typ == "##number##":
-            starter = self._ortho_heuristic(tok2, next_typ)
-            if starter is False:
+            if starter is False or starter == "unknown" and initial and upper and not lower_seen:
                 return False
-            if starter == "unknown" and initial and tok2[0].isupper() and \
-                    not (self._ortho.get(next_typ, 0) & _LC):
-                return False
-        return sentbreak
+        return bool(flags & 1)
 
     def _ortho_heuristic(self, tok: str, typ: str):
         """True, False or "unknown": does `tok` (of type `typ`, sentence period removed) start
@@ -280,17 +387,41 @@ class PunktSplitter:
         return "unknown"
 
 
+def _realigned(text: str, slices: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    """NLTK's `_realign_boundaries`: closing quotes and brackets that start a sentence end the
+    one before it; empty sentences are dropped."""
+    out = []
+    realign = 0
+    last = len(slices) - 1
+    for i, (start, stop) in enumerate(slices):
+        start += realign
+        if i == last:
+            if start < stop and start < len(text):
+                out.append((start, stop))
+            continue
+        start2, stop2 = slices[i + 1]
+        m = _BOUNDARY_REALIGNMENT.match(text, start2, stop2)  # as on text[start2:stop2]
+        if m:
+            out.append((start, start2 + len(m.group(0).rstrip())))
+            realign = m.end() - start2
+        else:
+            realign = 0
+            if start < stop and start < len(text):
+                out.append((start, stop))
+    return out
+
+
 def _type(tok: str) -> str:
     """NLTK's token type: lowercased, numbers as ##number##."""
     low = tok.lower()
-    return "##number##" if _NUMERIC.match(low) else low
+    return "##number##" if (low[:1] in "-.," or low[:1].isdigit()) and _NUMERIC.match(low) else low
 
 
 def _first_pass(tok: str, abbrev) -> int:
     """NLTK's `_first_pass_annotation` as flags: 1 sentence break, 2 abbreviation, 4 ellipsis."""
     if tok in _SENT_END:
         return 1
-    if _ELLIPSIS.match(tok):
+    if tok.startswith("..") and _ELLIPSIS.match(tok):
         return 4
     if tok.endswith(".") and not tok.endswith(".."):
         word = tok[:-1].lower()
