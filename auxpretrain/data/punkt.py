@@ -151,7 +151,8 @@ def train_parameters(text: str) -> PunktParameters:
 
 class PunktSplitter:
     """Splits a text into sentence spans with Punkt parameters, as NLTK's
-    `PunktSentenceTokenizer(params).span_tokenize(text)` does."""
+    `PunktSentenceTokenizer(params).span_tokenize(text)` does. A text whose only sentence ends
+    are periods takes a quick path (`_quick_slices`); decisions are memoised by context."""
 
     def __init__(self, params: PunktParameters):
         self.params = params
@@ -190,7 +191,7 @@ class PunktSplitter:
         so each context is checked once (`_quick_decision`) to hold no other whitespace: one that
         passes is the one NLTK finds (the same string always passes), and a text with one that
         fails, or with a period before other whitespace, is left to `_slices`."""
-        if text[:1].isspace():
+        if text[:1].isspace() or text[-1:].isspace():  # (SentenceSplitter strips its texts)
             return None
         get = self._quick.get
         out: List[Tuple[int, int]] = []
@@ -207,9 +208,10 @@ class PunktSplitter:
                 start = index + 1 if index > prev_stop else prev_start
                 if pending:
                     if prev_stop <= start:  # NLTK takes the previous candidate
-                        last_break = self._quick_pending(text, prev_start, prev_stop, last_break, out)
-                        if last_break < 0:
+                        state = self._quick_pending(text, prev_start, prev_stop, last_break, realign, out)
+                        if state is None:
                             return None
+                        last_break, realign = state
                     pending = False
                 # the next candidate finds the space after this one: decided now, NLTK takes it
                 end = find(" ", stop + 2)
@@ -230,10 +232,11 @@ class PunktSplitter:
                 index = rfind(" ", prev_stop, stop)
                 start = index + 1 if index > prev_stop else prev_start
                 if pending and prev_stop <= start:
-                    last_break = self._quick_pending(text, prev_start, prev_stop, last_break, out)
-                    if last_break < 0:
+                    state = self._quick_pending(text, prev_start, prev_stop, last_break, realign, out)
+                    if state is None:
                         return None
-                pending = realign = True  # (the next sentence may start with its character)
+                    last_break, realign = state
+                pending = True
                 prev_start, prev_stop = start, stop
                 stop = find(".", stop + 1)
             elif after.isspace():
@@ -241,22 +244,23 @@ class PunktSplitter:
             else:
                 stop = find(".", stop + 1)
         if pending:
-            last_break = self._quick_pending(text, prev_start, prev_stop, last_break, out)
-            if last_break < 0:
+            state = self._quick_pending(text, prev_start, prev_stop, last_break, realign, out)
+            if state is None:
                 return None
-        out.append((last_break, len(text.rstrip()) if text[-1:].isspace() else len(text)))
+            last_break, realign = state
+        out.append((last_break, len(text)))
         return out, realign
 
-    def _quick_pending(self, text: str, start: int, stop: int, last_break: int, out: list) -> int:
+    def _quick_pending(self, text: str, start: int, stop: int, last_break: int, realign: bool,
+                       out: list) -> Optional[Tuple[int, bool]]:
         """Decides a candidate before a _NON_WORD character (its word starts at `start`, its
-        period at `stop`); -> the next sentence's start, or -1 if `_quick_slices` cannot tell."""
+        period at `stop`), appends the sentence it ends, if it does; -> `_quick_slices`' next
+        start and realign, or None if it cannot tell."""
         decision = self._quick_decision(text[start:stop + 2], stop - start)
-        if decision is None:
-            return -1
-        if decision:
-            out.append((last_break, stop + 1))
-            return stop + 1
-        return last_break
+        if not decision:
+            return None if decision is None else (last_break, realign)
+        out.append((last_break, stop + 1))
+        return stop + 1, realign or decision == 2
 
     def _quick_decision(self, context: str, period: int) -> Optional[int]:
         """Whether a context `_quick_slices` found (its period at `period`) holds a break: 0 no,
@@ -347,7 +351,7 @@ class PunktSplitter:
             if len(self._tokens) >= _CACHE_LIMIT // 4:
                 self._tokens.clear()
             first = _first_pass(tok, self._abbrev)
-            typ = next_typ = _type(tok)  # (regular expressions only where they may match:)
+            typ = next_typ = _type(tok)
             if len(typ) > 1 and typ[-1] == ".":
                 typ = typ[:-1]
                 if first & 1:
@@ -412,7 +416,7 @@ def _realigned(text: str, slices: List[Tuple[int, int]]) -> List[Tuple[int, int]
 
 
 def _type(tok: str) -> str:
-    """NLTK's token type: lowercased, numbers as ##number##."""
+    """NLTK's token type: lowercased, numbers as ##number## (the expression only where it may match)."""
     low = tok.lower()
     return "##number##" if (low[:1] in "-.," or low[:1].isdigit()) and _NUMERIC.match(low) else low
 
