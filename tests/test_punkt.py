@@ -72,9 +72,9 @@ def test_same_sentences_as_nltk_on_odd_punctuation():
 
 @pytest.mark.parametrize("odd_space", [False, True])
 def test_the_quick_path_finds_nltks_sentences(odd_space):
-    """Texts whose only sentence ends are periods take a quick path (str.find instead of
-    regular expressions, decisions memoised by context): the same slices as the general path
-    and the same sentences as NLTK, with periods before quotes and brackets, abbreviations,
+    """Texts take a quick path (str.find instead of regular expressions, decisions memoised by
+    context): the same slices as the general path and the same sentences as NLTK, with
+    periods, question and exclamation marks before quotes and brackets, abbreviations,
     initials, numbers, empty words, double spaces and (odd_space) other whitespace, which the
     quick path must notice and leave to the general one."""
     params = punkt.PunktParameters(
@@ -85,7 +85,7 @@ def test_the_quick_path_finds_nltks_sentences(odd_space):
     words = ["Mr", "Dr", "U.S", "e.g", "J", "a", "1990", "3.5", "", ".", "..", "The", "the", "He", "it",
              "Smith", "Bach", "no", "etc", "I", "x", "B", "\xdc", "\xdf", "-1", "1st", "a-b", "_", "\u03a3"]
     ends = ["", "", "", ".", ".", ".", ". ", '."', ".)", ".'", ".]", ".\u201d", ".\xbb", ".*", ".(", ",", ")",
-            '"', "(", "--", "..."]
+            '"', "(", "--", "...", "?", "!", "?!", '?"', "!)", "?."]
     spaces = [" "] * 12 + ["", "  "]
     if odd_space:
         ends += [".\xa0", ".\t", ".\n"]

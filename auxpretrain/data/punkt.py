@@ -170,7 +170,7 @@ class PunktSplitter:
 
     def spans(self, text: str) -> List[Tuple[int, int]]:
         """(start, end) of each sentence of `text`, realigned as NLTK does by default."""
-        quick = None if "?" in text or "!" in text else self._quick_slices(text)
+        quick = self._quick_slices(text)
         if quick is not None:
             slices, realign = quick
         else:
@@ -183,14 +183,14 @@ class PunktSplitter:
         return slices
 
     def _quick_slices(self, text: str) -> Optional[Tuple[List[Tuple[int, int]], bool]]:
-        """`_slices` for a text whose only sentence ends are periods, and whether a sentence
-        after the first starts with one of _CLOSERS; None where it cannot tell. NLTK's steps with
-        str.find instead of regular expressions: a candidate is a period followed by a _NON_WORD
+        """`_slices`, and whether a sentence after the first starts with one of _CLOSERS; None
+        where it cannot tell. NLTK's steps with str.find instead of regular expressions: a
+        candidate is a sentence end (".", "?" or "!": "." in `ends`) followed by a _NON_WORD
         character or by a space and a token (up to the next space); its word starts after the
         last space since the previous candidate. Spaces are the only whitespace this looks for,
         so each context is checked once (`_quick_decision`) to hold no other whitespace: one that
         passes is the one NLTK finds (the same string always passes), and a text with one that
-        fails, or with a period before other whitespace, is left to `_slices`."""
+        fails, or with a sentence end before other whitespace, is left to `_slices`."""
         if text[:1].isspace() or text[-1:].isspace():  # (SentenceSplitter strips its texts)
             return None
         get = self._quick.get
@@ -199,8 +199,9 @@ class PunktSplitter:
         realign = False
         prev_start = prev_stop = 0
         pending = False  # whether the previous candidate (one before a _NON_WORD character) is undecided
-        find, rfind = text.find, text.rfind
-        stop = find(".")
+        ends = text.replace("?", ".").replace("!", ".") if "?" in text or "!" in text else text
+        find, rfind, find_end = text.find, text.rfind, ends.find
+        stop = find_end(".")
         while stop >= 0:
             after = text[stop + 1:stop + 2]
             if after == " ":
@@ -227,7 +228,7 @@ class PunktSplitter:
                     if decision == 2:
                         realign = True
                 prev_start, prev_stop = start, stop
-                stop = find(".", stop + 2)
+                stop = find_end(".", stop + 2)
             elif after in _NON_WORD_CHARS:
                 index = rfind(" ", prev_stop, stop)
                 start = index + 1 if index > prev_stop else prev_start
@@ -238,11 +239,11 @@ class PunktSplitter:
                     last_break, realign = state
                 pending = True
                 prev_start, prev_stop = start, stop
-                stop = find(".", stop + 1)
+                stop = find_end(".", stop + 1)
             elif after.isspace():
                 return None
             else:
-                stop = find(".", stop + 1)
+                stop = find_end(".", stop + 1)
         if pending:
             state = self._quick_pending(text, prev_start, prev_stop, last_break, realign, out)
             if state is None:
@@ -263,21 +264,21 @@ class PunktSplitter:
         return stop + 1, realign or decision == 2
 
     def _quick_decision(self, context: str, period: int) -> Optional[int]:
-        """Whether a context `_quick_slices` found (its period at `period`) holds a break: 0 no,
-        1 yes, 2 yes and the next sentence starts with one of _CLOSERS; None if the context is
-        not NLTK's: NLTK's is a word without ASCII whitespace, the period, then a _NON_WORD
-        character or whitespace and a token without whitespace. This asks for no whitespace but
-        the one space after the period, so the context determines `period`."""
+        """Whether a context `_quick_slices` found (its sentence end at `period`) holds a break:
+        0 no, 1 yes, 2 yes and the next sentence starts with one of _CLOSERS; None if the context
+        is not NLTK's: NLTK's is a word without ASCII whitespace, the sentence end, then a
+        _NON_WORD character or whitespace and a token without whitespace. This asks for no
+        whitespace but the one space after the end, so the context determines `period`."""
         decision = self._quick.get(context)
         if decision is not None:
             return decision
-        word = context[:period]
+        word = context[:period + 1]
         if context[period + 1:period + 2] == " ":  # a space and a token
             token = context[period + 2:]
-            if word.isalnum() and token.isalnum():  # no whitespace; the two tokens _contains_break finds
-                decision = self._breaks(self._annotation(word + "."), self._annotation(token))
+            if word[-1] == "." and word[:-1].isalnum() and token.isalnum():  # the two tokens, no whitespace
+                decision = self._breaks(self._annotation(word), self._annotation(token))
                 return self._remember(context, int(decision), self._quick)
-            if context.split() != [context[:period + 1], token]:
+            if context.split() != [word, token]:
                 return None
             next_start = token[0]
         elif context.split() != [context] or len(context) != period + 2:  # a _NON_WORD character
