@@ -333,14 +333,15 @@ class PunktSplitter:
 
     def _contains_break(self, context: str) -> bool:
         """NLTK's `text_contains_sentbreak`: a token other than the last one ends a sentence."""
-        tokens: List[str] = []
-        for line in context.split("\n"):
-            if line.strip():
-                tokens.extend(_WORD_TOKENIZER.findall(line))
-        if len(tokens) < 2:
-            return False
-        annotations = [self._annotation(tok) for tok in tokens]
-        return any(self._breaks(annotations[i], annotations[i + 1]) for i in range(len(tokens) - 1))
+        if "\n" in context:
+            tokens = [tok for line in context.split("\n") if line.strip() for tok in _WORD_TOKENIZER.findall(line)]
+        else:
+            tokens = _WORD_TOKENIZER.findall(context)
+        annotation, breaks = self._annotation, self._breaks
+        for i in range(len(tokens) - 1):
+            if breaks(annotation(tokens[i]), annotation(tokens[i + 1])):
+                return True
+        return False
 
     def _annotation(self, tok: str) -> tuple:
         """What NLTK's second pass asks of a token, memoised: (first-pass flags (1 sentence
