@@ -259,7 +259,9 @@ class SentenceSplitter:
                 self._punkt = punkt.PunktSplitter(punkt.PunktParameters())
             else:
                 self._load()
-        return [s for s in (s.strip() for s in _sentences(self._punkt, text, MAX_SPLIT_CHARS)) if s]
+        if len(text) <= MAX_SPLIT_CHARS:  # one window: what _sentences gives, without its generator
+            return [s for s in map(str.strip, self._punkt.sentences(text)) if s]
+        return [s for s in map(str.strip, _sentences(self._punkt, text, MAX_SPLIT_CHARS)) if s]
 
     def __repr__(self) -> str:
         return f"SentenceSplitter(source={self.source!r})"
