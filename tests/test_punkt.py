@@ -79,7 +79,7 @@ def test_the_quick_path_finds_nltks_sentences(odd_space):
     quick path must notice and leave to the general one."""
     params = punkt.PunktParameters(
         abbrev_types={"mr", "dr", "e.g", "etc", "no", "u.s", "a-b"},
-        collocations={("j.", "bach"), ("##number##", "the"), ("dr", "smith")},
+        collocations={("j.", "bach"), ("##number##", "the"), ("dr", "smith"), ("smith", "he")},
         sent_starters={"the", "he"},
         ortho_context={"smith": 2, "the": 2 | 32, "he": 2, "bach": 4, "it": 32 | 64, "a": 32, "b": 2})
     words = ["Mr", "Dr", "U.S", "e.g", "J", "a", "1990", "3.5", "", ".", "..", "The", "the", "He", "it",
@@ -93,12 +93,16 @@ def test_the_quick_path_finds_nltks_sentences(odd_space):
     rng = random.Random(3)
     texts = ["".join(rng.choice(ends) + rng.choice(words) + rng.choice(ends) + rng.choice(spaces)
                      for _ in range(rng.randint(1, 12))) for _ in range(3000)]
-    texts = [t.strip() if i % 5 else t for i, t in enumerate(texts)]
-    ours = punkt.PunktSplitter(params)
-    quick = [t for t in texts if ours._quick_slices(t) is not None]
-    assert len(quick) > (300 if odd_space else 1500)
-    assert [t for t in quick if ours._quick_slices(t)[0] != ours._slices(t)] == []
-    assert _same_as_nltk(params, texts) == []
+    texts = [t.strip() if i % 5 else t for i, t in enumerate(texts)] + [
+        "Ask Smith. He knows.", "Ask Smith. The end.", "In 1990. the war ended.", "In 1990. The war ended.",
+        'He left. " Then" he said.', "It ended. ) Then.", "It ended. '' Then.", "See J. Bach. He wrote.",
+        "See Dr. Smith. It is.", "He left.  Then.", "He left. \u201d No."]
+    for params in (params, punkt.load_parameters()):
+        ours = punkt.PunktSplitter(params)
+        quick = [t for t in texts if ours._quick_slices(t) is not None]
+        assert len(quick) > (300 if odd_space else 1500)
+        assert [t for t in quick if ours._quick_slices(t)[0] != ours._slices(t)] == []
+        assert _same_as_nltk(params, texts) == []
 
 
 def test_parameters_round_trip_through_json(tmp_path):

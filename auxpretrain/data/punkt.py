@@ -163,6 +163,8 @@ class PunktSplitter:
         self._decisions: Dict[str, bool] = {}  # context -> break? (NLTK's contexts, _slices)
         self._quick: Dict[str, int] = {}  # the same for the contexts _quick_slices checked (_quick_decision)
         self._tokens: Dict[str, tuple] = {}  # token -> _annotation(token)
+        self._plains: Dict[str, bool] = {}  # word and its sentence end -> _plain(...)
+        self._collocation_starts = frozenset(first for first, _ in params.collocations)
 
     def sentences(self, text: str) -> List[str]:
         """The sentences of `text` (NLTK's `tokenize(text)`)."""
@@ -183,17 +185,15 @@ class PunktSplitter:
         return slices
 
     def _quick_slices(self, text: str) -> Optional[Tuple[List[Tuple[int, int]], bool]]:
-        """`_slices`, and whether a sentence after the first starts with one of _CLOSERS; None
-        where it cannot tell. NLTK's steps with str.find instead of regular expressions: a
-        candidate is a sentence end (".", "?" or "!": "." in `ends`) followed by a _NON_WORD
-        character or by a space and a token (up to the next space); its word starts after the
-        last space since the previous candidate. Spaces are the only whitespace this looks for,
-        so each context is checked once (`_quick_decision`) to hold no other whitespace: one that
-        passes is the one NLTK finds (the same string always passes), and a text with one that
-        fails, or with a sentence end before other whitespace, is left to `_slices`."""
+        """`_slices` with str.find, and whether a sentence after the first starts with one of
+        _CLOSERS; None where it cannot tell. A candidate is a sentence end (".?!": "." in `ends`)
+        before a _NON_WORD character or a space and a token (up to the next space); its word starts
+        after the last space since the previous candidate. Spaces are the only whitespace this looks
+        for: each context or word is checked once (`_quick_decision`, `_plain`) to hold no other
+        where NLTK would see it (the same string always passes); else `_slices` splits the text."""
         if text[:1].isspace() or text[-1:].isspace():  # (SentenceSplitter strips its texts)
             return None
-        get = self._quick.get
+        get, plains = self._quick.get, self._plains.get
         out: List[Tuple[int, int]] = []
         last_break = 0
         realign = False
@@ -204,17 +204,35 @@ class PunktSplitter:
         stop = find_end(".")
         while stop >= 0:
             after = text[stop + 1:stop + 2]
-            if after == " ":
-                index = rfind(" ", prev_stop, stop)
-                start = index + 1 if index > prev_stop else prev_start
-                if pending:
-                    if prev_stop <= start:  # NLTK takes the previous candidate
-                        state = self._quick_pending(text, prev_start, prev_stop, last_break, realign, out)
-                        if state is None:
-                            return None
-                        last_break, realign = state
-                    pending = False
-                # the next candidate finds the space after this one: decided now, NLTK takes it
+            if after != " " and after not in _NON_WORD_CHARS:
+                if after.isspace():
+                    return None
+                stop = find_end(".", stop + 1)  # not a candidate
+                continue
+            index = rfind(" ", prev_stop, stop)
+            start = index + 1 if index > prev_stop else prev_start
+            if pending and prev_stop <= start:  # NLTK takes the previous candidate
+                state = self._quick_pending(text, prev_start, prev_stop, last_break, realign, out)
+                if state is None:
+                    return None
+                last_break, realign = state
+            prev_start, prev_stop = start, stop
+            pending = after != " "
+            if pending:  # decided once the next candidate shows whether NLTK takes it
+                stop = find_end(".", stop + 1)
+                continue
+            # the next candidate finds the space after this one: decided now, NLTK takes it
+            word = text[start:stop + 1]
+            plain = plains(word)
+            if plain is None:
+                plain = self._plain(word)
+            next_char = text[stop + 2:stop + 3]
+            if plain and next_char and not next_char.isspace():  # a break whatever the token
+                out.append((last_break, stop + 1))
+                last_break = stop + 2
+                if next_char in _CLOSERS:
+                    realign = True
+            else:
                 end = find(" ", stop + 2)
                 context = text[start:end] if end >= 0 else text[start:]
                 decision = get(context)
@@ -227,23 +245,7 @@ class PunktSplitter:
                     last_break = stop + 2
                     if decision == 2:
                         realign = True
-                prev_start, prev_stop = start, stop
-                stop = find_end(".", stop + 2)
-            elif after in _NON_WORD_CHARS:
-                index = rfind(" ", prev_stop, stop)
-                start = index + 1 if index > prev_stop else prev_start
-                if pending and prev_stop <= start:
-                    state = self._quick_pending(text, prev_start, prev_stop, last_break, realign, out)
-                    if state is None:
-                        return None
-                    last_break, realign = state
-                pending = True
-                prev_start, prev_stop = start, stop
-                stop = find_end(".", stop + 1)
-            elif after.isspace():
-                return None
-            else:
-                stop = find_end(".", stop + 1)
+            stop = find_end(".", stop + 2)
         if pending:
             state = self._quick_pending(text, prev_start, prev_stop, last_break, realign, out)
             if state is None:
@@ -252,11 +254,23 @@ class PunktSplitter:
         out.append((last_break, len(text)))
         return out, realign
 
+    def _plain(self, word: str) -> bool:
+        """Whether `word` (a word and the period after it) ends a sentence whatever token follows
+        it (after a space), memoised: an alphanumeric word (one token with its period) that is
+        no abbreviation, initial or number, and starts no collocation."""
+        if len(self._plains) >= _CACHE_LIMIT // 4:
+            self._plains.clear()
+        plain = False
+        if word[-1] == "." and word[:-1].isalnum():
+            flags, _, typ, initial = self._annotation(word)[:4]
+            plain = flags == 1 and not initial and typ != "##number##" and typ not in self._collocation_starts
+        self._plains[word] = plain
+        return plain
+
     def _quick_pending(self, text: str, start: int, stop: int, last_break: int, realign: bool,
                        out: list) -> Optional[Tuple[int, bool]]:
-        """Decides a candidate before a _NON_WORD character (its word starts at `start`, its
-        period at `stop`), appends the sentence it ends, if it does; -> `_quick_slices`' next
-        start and realign, or None if it cannot tell."""
+        """Decides a candidate before a _NON_WORD character (word at `start`, end at `stop`) and
+        appends the sentence it ends; -> `_quick_slices`' new last_break, realign (None: cannot tell)."""
         decision = self._quick_decision(text[start:stop + 2], stop - start)
         if not decision:
             return None if decision is None else (last_break, realign)
@@ -277,16 +291,16 @@ class PunktSplitter:
             token = context[period + 2:]
             if word[-1] == "." and word[:-1].isalnum() and token.isalnum():  # the two tokens, no whitespace
                 decision = self._breaks(self._annotation(word), self._annotation(token))
-                return self._remember(context, int(decision), self._quick)
-            if context.split() != [word, token]:
+            elif context.split() == [word, token]:
+                decision = self._contains_break(context)
+            else:
                 return None
             next_start = token[0]
-        elif context.split() != [context] or len(context) != period + 2:  # a _NON_WORD character
-            return None
+        elif context.split() == [context] and len(context) == period + 2:  # a _NON_WORD character
+            decision, next_start = self._contains_break(context), context[-1]
         else:
-            next_start = context[-1]
-        decision = self._contains_break(context) and (2 if next_start in _CLOSERS else 1)
-        return self._remember(context, int(decision), self._quick)
+            return None
+        return self._remember(context, (2 if next_start in _CLOSERS else 1) if decision else 0, self._quick)
 
     def _slices(self, text: str) -> List[Tuple[int, int]]:
         """NLTK's `_slices_from_text` (with `_match_potential_end_contexts`)."""
@@ -298,10 +312,8 @@ class PunktSplitter:
         for match in _PERIOD_CONTEXT.finditer(text):
             start = match.start()
             # the word before the candidate: from after the last whitespace since the previous one
-            if other_space:
-                index = max(text.rfind(c, prev_stop, start) for c in _ASCII_SPACE)
-            else:
-                index = text.rfind(" ", prev_stop, start)
+            index = max(text.rfind(c, prev_stop, start) for c in _ASCII_SPACE) if other_space \
+                else text.rfind(" ", prev_stop, start)
             index = index + 1 if index > prev_stop else prev_start
             if prev_match is not None and prev_stop <= index:
                 last_break = self._candidate(text, prev_match, prev_start, last_break, out)
@@ -398,18 +410,12 @@ def _realigned(text: str, slices: List[Tuple[int, int]]) -> List[Tuple[int, int]
     one before it; empty sentences are dropped."""
     out = []
     realign = 0
-    last = len(slices) - 1
-    for i, (start, stop) in enumerate(slices):
+    for (start, stop), following in zip(slices, slices[1:] + [None]):
         start += realign
-        if i == last:
-            if start < stop and start < len(text):
-                out.append((start, stop))
-            continue
-        start2, stop2 = slices[i + 1]
-        m = _BOUNDARY_REALIGNMENT.match(text, start2, stop2)  # as on text[start2:stop2]
+        m = following and _BOUNDARY_REALIGNMENT.match(text, *following)  # as on text[slice(*following)]
         if m:
-            out.append((start, start2 + len(m.group(0).rstrip())))
-            realign = m.end() - start2
+            out.append((start, following[0] + len(m.group(0).rstrip())))
+            realign = m.end() - following[0]
         else:
             realign = 0
             if start < stop and start < len(text):
