@@ -141,3 +141,21 @@ def test_shipped_parameters_are_package_data_and_split_without_nltk():
     assert out[0] == "['Dr. Smith came home.', 'He sat down.']"
     assert out[1].startswith("shipped English parameters")
     assert out[2] == "False"
+
+
+def test_sentence_splitter_sends_punkt_the_same_paragraphs():
+    """SentenceSplitter.split tests with str.find whether a paragraph may hold a boundary
+    (whitespace after a sentence end): the same answer as its regular expression."""
+    from auxpretrain.data.text import _MAYBE_BOUNDARY, SentenceSplitter
+
+    splitter = SentenceSplitter(punkt.load_parameters())
+    rng = random.Random(4)
+    pieces = ["a", "Word", " ", " ", ".", ".", "?", "!", "\t", "\xa0", "\n", "\u2003", ",", "Mr.", '"', ")"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        stripped = text.strip()
+        if not stripped or _MAYBE_BOUNDARY.search(stripped) is None:
+            expected = [stripped] if stripped else []
+        else:
+            expected = [s.strip() for s in splitter._punkt.sentences(stripped) if s.strip()]
+        assert splitter.split(text) == expected, repr(text)
