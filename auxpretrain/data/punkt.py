@@ -65,6 +65,8 @@ _ELLIPSIS = re.compile(r"\.\.+$")
 _SENT_END = (".", "?", "!")
 _PUNCTUATION = (";", ":", ",", ".", "!", "?")
 _ASCII_SPACE = " \t\n\r\x0b\x0c"  # NLTK's string.whitespace, where the word before a candidate starts
+_NON_WORD_CHARS = frozenset(")\";}]*:@'({[\u2018\u2019\u201c\u201d\xab\xbb?!")  # the characters of _NON_WORD
+_CLOSERS = frozenset("\"')]}\u2018\u2019\u201c\u201d\xab\xbb")  # what _BOUNDARY_REALIGNMENT starts with
 _CACHE_LIMIT = 200_000  # memoised decisions (context -> break?) kept at most
 
 
@@ -149,7 +151,9 @@ def train_parameters(text: str) -> PunktParameters:
 
 class PunktSplitter:
     """Splits a text into sentence spans with Punkt parameters, as NLTK's
-    `PunktSentenceTokenizer(params).span_tokenize(text)` does."""
+    `PunktSentenceTokenizer(params).span_tokenize(text)` does: with str.find where it can tell
+    (`_quick_slices`), else with NLTK's regular expressions (`_slices`); decisions are memoised
+    by context, by word (`_plain`) and by token (`_annotation`)."""
 
     def __init__(self, params: PunktParameters):
         self.params = params
@@ -157,7 +161,11 @@ class PunktSplitter:
         self._collocations = params.collocations
         self._starters = params.sent_starters
         self._ortho = params.ortho_context
-        self._decisions: Dict[str, bool] = {}
+        self._decisions: Dict[str, bool] = {}  # context -> break? (NLTK's contexts, _slices)
+        self._quick: Dict[str, int] = {}  # the same for the contexts _quick_slices checked (_quick_decision)
+        self._tokens: Dict[str, tuple] = {}  # token -> _annotation(token)
+        self._plains: Dict[str, bool] = {}  # word and its sentence end -> _plain(...)
+        self._collocation_starts = frozenset(first for first, _ in params.collocations)
 
     def sentences(self, text: str) -> List[str]:
         """The sentences of `text` (NLTK's `tokenize(text)`)."""
@@ -165,26 +173,135 @@ class PunktSplitter:
 
     def spans(self, text: str) -> List[Tuple[int, int]]:
         """(start, end) of each sentence of `text`, realigned as NLTK does by default."""
-        slices = self._slices(text)
-        out = []
-        realign = 0
-        last = len(slices) - 1
-        for i, (start, stop) in enumerate(slices):
-            start += realign
-            if i == last:
-                if start < stop and start < len(text):
-                    out.append((start, stop))
+        quick = self._quick_slices(text)
+        if quick is not None:
+            slices, realign = quick
+        else:
+            slices = self._slices(text)
+            realign = any(text[start:start + 1] in _CLOSERS for start, _ in slices)
+        if realign:
+            return _realigned(text, slices)
+        if slices[-1][0] >= slices[-1][1]:  # the others are not empty
+            slices.pop()
+        return slices
+
+    def _quick_slices(self, text: str) -> Optional[Tuple[List[Tuple[int, int]], bool]]:
+        """`_slices` with str.find, and whether a sentence after the first starts with one of
+        _CLOSERS; None where it cannot tell. A candidate is a sentence end (".?!": "." in `ends`)
+        before a _NON_WORD character or a space and a token (up to the next space); its word starts
+        after the last space since the previous candidate. Spaces are the only whitespace this looks
+        for: each context or word is checked once (`_quick_decision`, `_plain`) to hold no other
+        where NLTK would see it (the same string always passes); else `_slices` splits the text."""
+        if text[:1].isspace() or text[-1:].isspace():  # (SentenceSplitter strips its texts)
+            return None
+        get, plains = self._quick.get, self._plains.get
+        out: List[Tuple[int, int]] = []
+        last_break = 0
+        realign = False
+        prev_start = prev_stop = 0
+        pending = False  # whether the previous candidate (one before a _NON_WORD character) is undecided
+        ends = text.replace("?", ".").replace("!", ".") if "?" in text or "!" in text else text
+        find, rfind, find_end = text.find, text.rfind, ends.find
+        stop = find_end(".")
+        while stop >= 0:
+            after = text[stop + 1:stop + 2]
+            if after != " " and after not in _NON_WORD_CHARS:
+                if after.isspace():
+                    return None
+                stop = find_end(".", stop + 1)  # not a candidate
                 continue
-            start2, stop2 = slices[i + 1]
-            m = _BOUNDARY_REALIGNMENT.match(text[start2:stop2])
-            if m:
-                out.append((start, start2 + len(m.group(0).rstrip())))
-                realign = m.end()
+            index = rfind(" ", prev_stop, stop)
+            start = index + 1 if index > prev_stop else prev_start
+            if pending and prev_stop <= start:  # NLTK takes the previous candidate
+                state = self._quick_pending(text, prev_start, prev_stop, last_break, realign, out)
+                if state is None:
+                    return None
+                last_break, realign = state
+            prev_start, prev_stop = start, stop
+            pending = after != " "
+            if pending:  # decided once the next candidate shows whether NLTK takes it
+                stop = find_end(".", stop + 1)
+                continue
+            # the next candidate finds the space after this one: decided now, NLTK takes it
+            word = text[start:stop + 1]
+            plain = plains(word)
+            if plain is None:
+                plain = self._plain(word)
+            next_char = text[stop + 2:stop + 3]
+            if plain and next_char and not next_char.isspace():  # a break whatever the token
+                out.append((last_break, stop + 1))
+                last_break = stop + 2
+                if next_char in _CLOSERS:
+                    realign = True
             else:
-                realign = 0
-                if start < stop and start < len(text):
-                    out.append((start, stop))
-        return out
+                end = find(" ", stop + 2)
+                context = text[start:end] if end >= 0 else text[start:]
+                decision = get(context)
+                if decision is None:
+                    decision = self._quick_decision(context, stop - start)
+                    if decision is None:
+                        return None
+                if decision:
+                    out.append((last_break, stop + 1))
+                    last_break = stop + 2
+                    if decision == 2:
+                        realign = True
+            stop = find_end(".", stop + 2)
+        if pending:
+            state = self._quick_pending(text, prev_start, prev_stop, last_break, realign, out)
+            if state is None:
+                return None
+            last_break, realign = state
+        out.append((last_break, len(text)))
+        return out, realign
+
+    def _plain(self, word: str) -> bool:
+        """Whether `word` (a word and the period after it) ends a sentence whatever token follows
+        it (after a space), memoised: an alphanumeric word (one token with its period) that is
+        no abbreviation, initial or number, and starts no collocation."""
+        if len(self._plains) >= _CACHE_LIMIT // 4:
+            self._plains.clear()
+        plain = False
+        if word[-1] == "." and word[:-1].isalnum():
+            flags, _, typ, initial = self._annotation(word)[:4]
+            plain = flags == 1 and not initial and typ != "##number##" and typ not in self._collocation_starts
+        self._plains[word] = plain
+        return plain
+
+    def _quick_pending(self, text: str, start: int, stop: int, last_break: int, realign: bool,
+                       out: list) -> Optional[Tuple[int, bool]]:
+        """Decides a candidate before a _NON_WORD character (word at `start`, end at `stop`) and
+        appends the sentence it ends; -> `_quick_slices`' new last_break, realign (None: cannot tell)."""
+        decision = self._quick_decision(text[start:stop + 2], stop - start)
+        if not decision:
+            return None if decision is None else (last_break, realign)
+        out.append((last_break, stop + 1))
+        return stop + 1, realign or decision == 2
+
+    def _quick_decision(self, context: str, period: int) -> Optional[int]:
+        """Whether a context `_quick_slices` found (its sentence end at `period`) holds a break:
+        0 no, 1 yes, 2 yes and the next sentence starts with one of _CLOSERS; None if the context
+        is not NLTK's: NLTK's is a word without ASCII whitespace, the sentence end, then a
+        _NON_WORD character or whitespace and a token without whitespace. This asks for no
+        whitespace but the one space after the end, so the context determines `period`."""
+        decision = self._quick.get(context)
+        if decision is not None:
+            return decision
+        word = context[:period + 1]
+        if context[period + 1:period + 2] == " ":  # a space and a token
+            token = context[period + 2:]
+            if word[-1] == "." and word[:-1].isalnum() and token.isalnum():  # the two tokens, no whitespace
+                decision = self._breaks(self._annotation(word), self._annotation(token))
+            elif context.split() == [word, token]:
+                decision = self._contains_break(context)
+            else:
+                return None
+            next_start = token[0]
+        elif context.split() == [context] and len(context) == period + 2:  # a _NON_WORD character
+            decision, next_start = self._contains_break(context), context[-1]
+        else:
+            return None
+        return self._remember(context, (2 if next_start in _CLOSERS else 1) if decision else 0, self._quick)
 
     def _slices(self, text: str) -> List[Tuple[int, int]]:
         """NLTK's `_slices_from_text` (with `_match_potential_end_contexts`)."""
@@ -196,76 +313,85 @@ class PunktSplitter:
         for match in _PERIOD_CONTEXT.finditer(text):
             start = match.start()
             # the word before the candidate: from after the last whitespace since the previous one
-            before = text[prev_stop:start]
-            index = max(before.rfind(c) for c in _ASCII_SPACE) if other_space else before.rfind(" ")
-            if index > 0:
-                index += prev_stop + 1
-            else:
-                index = prev_start
+            index = max(text.rfind(c, prev_stop, start) for c in _ASCII_SPACE) if other_space \
+                else text.rfind(" ", prev_stop, start)
+            index = index + 1 if index > prev_stop else prev_start
             if prev_match is not None and prev_stop <= index:
-                last_break = self._candidate(text, prev_match, prev_start, prev_stop, last_break, out)
+                last_break = self._candidate(text, prev_match, prev_start, last_break, out)
             prev_match, prev_start, prev_stop = match, index, start
         if prev_match is not None:
-            last_break = self._candidate(text, prev_match, prev_start, prev_stop, last_break, out)
+            last_break = self._candidate(text, prev_match, prev_start, last_break, out)
         out.append((last_break, len(text.rstrip())))
         return out
 
-    def _candidate(self, text, match, word_start, word_stop, last_break, out) -> int:
+    def _candidate(self, text, match, word_start, last_break, out) -> int:
         """Appends the sentence a candidate ends, if it is a break; -> the next sentence's start."""
-        context = text[word_start:word_stop] + match.group() + match.group("after_tok")
+        context = text[word_start:match.end(1)]  # the word, the candidate and the token after it
         decision = self._decisions.get(context)
         if decision is None:
-            if len(self._decisions) >= _CACHE_LIMIT:
-                self._decisions.clear()
-            decision = self._decisions[context] = self._contains_break(context)
+            decision = self._remember(context, self._contains_break(context), self._decisions)
         if not decision:
             return last_break
         out.append((last_break, match.end()))
-        return match.start("next_tok") if match.group("next_tok") else match.end()
+        next_start = match.start(2)  # the next token's, if the candidate is followed by whitespace
+        return next_start if next_start >= 0 else match.end()
+
+    @staticmethod
+    def _remember(context: str, decision, decisions: dict):
+        """Stores a decision (at most _CACHE_LIMIT of them: then it starts over)."""
+        if len(decisions) >= _CACHE_LIMIT:
+            decisions.clear()
+        decisions[context] = decision
+        return decision
 
     def _contains_break(self, context: str) -> bool:
         """NLTK's `text_contains_sentbreak`: a token other than the last one ends a sentence."""
-        tokens: List[str] = []
-        for line in context.split("\n"):
-            if line.strip():
-                tokens.extend(_WORD_TOKENIZER.findall(line))
-        if len(tokens) < 2:
-            return False
-        first = [_first_pass(tok, self._abbrev) for tok in tokens]
+        if "\n" in context:
+            tokens = [tok for line in context.split("\n") if line.strip() for tok in _WORD_TOKENIZER.findall(line)]
+        else:
+            tokens = _WORD_TOKENIZER.findall(context)
+        annotation, breaks = self._annotation, self._breaks
         for i in range(len(tokens) - 1):
-            if self._second_pass(tokens[i], first[i], tokens[i + 1], first[i + 1]):
+            if breaks(annotation(tokens[i]), annotation(tokens[i + 1])):
                 return True
         return False
 
-    def _second_pass(self, tok1: str, first1: int, tok2: str, first2: int) -> bool:
-        """Whether token 1 ends a sentence, given token 2 (NLTK's `_second_pass_annotation`).
-        first1/first2: first-pass flags (1 sentence break, 2 abbreviation, 4 ellipsis)."""
-        sentbreak = bool(first1 & 1)
-        if not tok1.endswith("."):
-            return sentbreak
-        typ = _type(tok1)
-        if len(typ) > 1 and typ[-1] == ".":
-            typ = typ[:-1]
-        next_typ = _type(tok2)
-        if first2 & 1 and len(next_typ) > 1 and next_typ[-1] == ".":
-            next_typ = next_typ[:-1]
-        initial = _INITIAL.match(tok1) is not None
+    def _annotation(self, tok: str) -> tuple:
+        """What NLTK's second pass asks of a token, memoised: (first-pass flags (1 sentence
+        break, 2 abbreviation, 4 ellipsis), ends with a period, type without its final period,
+        initial; as the next token: type, `_ortho_heuristic`, starts upper case, a frequent
+        sentence starter, seen lower case)."""
+        annotation = self._tokens.get(tok)
+        if annotation is None:
+            if len(self._tokens) >= _CACHE_LIMIT // 4:
+                self._tokens.clear()
+            first = _first_pass(tok, self._abbrev)
+            typ = next_typ = _type(tok)
+            if len(typ) > 1 and typ[-1] == ".":
+                typ = typ[:-1]
+                if first & 1:
+                    next_typ = typ
+            annotation = self._tokens[tok] = (
+                first, tok.endswith("."), typ, len(tok) <= 3 and _INITIAL.match(tok) is not None, next_typ,
+                self._ortho_heuristic(tok, next_typ), tok[0].isupper(), next_typ in self._starters,
+                bool(self._ortho.get(next_typ, 0) & _LC))
+        return annotation
+
+    def _breaks(self, first: tuple, second: tuple) -> bool:
+        """Whether the token annotated `first` ends a sentence, followed by the one annotated
+        `second` (NLTK's `_second_pass_annotation`)."""
+        if not first[1]:
+            return bool(first[0] & 1)
+        flags, _, typ, initial = first[:4]
+        next_typ, starter, upper, starts, lower_seen = second[4:]
         if (typ, next_typ) in self._collocations:
             return False
-        if first1 & 6 and not initial:
-            starter = self._ortho_heuristic(tok2, next_typ)
-            if starter is True:
-                return True
-            if tok2[0].isupper() and next_typ in self._starters:
-                return True
+        if flags & 6 and not initial and (starter is True or upper and starts):
+            return True
         if initial or typ == "##number##":
-            starter = self._ortho_heuristic(tok2, next_typ)
-            if starter is False:
+            if starter is False or starter == "unknown" and initial and upper and not lower_seen:
                 return False
-            if starter == "unknown" and initial and tok2[0].isupper() and \
-                    not (self._ortho.get(next_typ, 0) & _LC):
-                return False
-        return sentbreak
+        return bool(flags & 1)
 
     def _ortho_heuristic(self, tok: str, typ: str):
         """True, False or "unknown": does `tok` (of type `typ`, sentence period removed) start
@@ -280,17 +406,35 @@ class PunktSplitter:
         return "unknown"
 
 
+def _realigned(text: str, slices: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
+    """NLTK's `_realign_boundaries`: closing quotes and brackets that start a sentence end the
+    one before it; empty sentences are dropped."""
+    out = []
+    realign = 0
+    for (start, stop), following in zip(slices, slices[1:] + [None]):
+        start += realign
+        m = following and _BOUNDARY_REALIGNMENT.match(text, *following)  # as on text[slice(*following)]
+        if m:
+            out.append((start, following[0] + len(m.group(0).rstrip())))
+            realign = m.end() - following[0]
+        else:
+            realign = 0
+            if start < stop and start < len(text):
+                out.append((start, stop))
+    return out
+
+
 def _type(tok: str) -> str:
-    """NLTK's token type: lowercased, numbers as ##number##."""
+    """NLTK's token type: lowercased, numbers as ##number## (the expression only where it may match)."""
     low = tok.lower()
-    return "##number##" if _NUMERIC.match(low) else low
+    return "##number##" if (low[:1] in "-.," or low[:1].isdigit()) and _NUMERIC.match(low) else low
 
 
 def _first_pass(tok: str, abbrev) -> int:
     """NLTK's `_first_pass_annotation` as flags: 1 sentence break, 2 abbreviation, 4 ellipsis."""
     if tok in _SENT_END:
         return 1
-    if _ELLIPSIS.match(tok):
+    if tok.startswith("..") and _ELLIPSIS.match(tok):
         return 4
     if tok.endswith(".") and not tok.endswith(".."):
         word = tok[:-1].lower()
