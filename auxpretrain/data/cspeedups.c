@@ -541,15 +541,14 @@ static size_t put_int(char *out, int64_t v) {
     return len;
 }
 
-/* Bytes of the words ids[start:stop] joined by spaces; -1 (IndexError) for an id out of range. */
+/* Bytes of the words ids[start:stop] joined by spaces; -1 for an id out of range (no exception
+   set: the caller runs without the GIL). */
 static Py_ssize_t words_size(const WordTexts *w, const int32_t *ids, int64_t start, int64_t stop) {
     Py_ssize_t size = stop > start ? stop - start - 1 : 0;
     for (int64_t k = start; k < stop; k++) {
         int32_t id = ids[k];
-        if (id < 0 || id >= w->count) {
-            PyErr_Format(PyExc_IndexError, "format_pairs: word id %d out of range", (int)id);
+        if (id < 0 || id >= w->count)
             return -1;
-        }
         size += (Py_ssize_t)(w->offsets[id + 1] - w->offsets[id]);
     }
     return size;
@@ -613,27 +612,40 @@ static PyObject *format_pairs(PyObject *module, PyObject *args) {
     }
     const int64_t *start = starts.buf, *stop = stops.buf, *op = ops.buf, *pos = positions.buf;
     const int32_t *good_ids = good.buf, *bad_ids = bad.buf;
-    /* first the size of every line (checking every index), then the bytes, written once */
-    Py_ssize_t total = 0;
+    /* first the size of every line (checking every index), then the bytes, written once; both
+       without the GIL (they touch only this call's buffers and the read-only WordTexts) */
+    Py_ssize_t total = 0, bad_row = -1;
+    int bad_word = 0;
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < rows; r++) {
         if (op[r] < 0 || op[r] >= n_ops || width[op[r]] > stride || start[r] < 0 || stop[r] < start[r] ||
             stop[r] > n_ids) {
-            PyErr_Format(PyExc_IndexError, "format_pairs: row %zd out of range", r);
-            goto done;
+            bad_row = r;
+            break;
         }
         Py_ssize_t g = words_size(words, good_ids, start[r], stop[r]);
         Py_ssize_t b = words_size(words, bad_ids, start[r], stop[r]);
-        if (g < 0 || b < 0)
-            goto done;
+        if (g < 0 || b < 0) {
+            bad_row = r;
+            bad_word = 1;
+            break;
+        }
         char digits[24];
         total += g + b + name_len[op[r]] + sizeof(LINE_FIXED) - 1;
         for (int64_t k = 0; k < width[op[r]]; k++)
             total += (k ? 2 : 0) + (Py_ssize_t)put_int(digits, pos[r * stride + k]);
     }
+    Py_END_ALLOW_THREADS
+    if (bad_row >= 0) {
+        PyErr_Format(PyExc_IndexError, bad_word ? "format_pairs: a word id of row %zd is out of range"
+                                                : "format_pairs: row %zd out of range", bad_row);
+        goto done;
+    }
     result = PyBytes_FromStringAndSize(NULL, total);
     if (!result)
         goto done;
     char *p = PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < rows; r++) {
         p = PUT(p, "{\"good\": \"");
         p = put_words(p, words, good_ids, start[r], stop[r]);
@@ -650,6 +662,7 @@ static PyObject *format_pairs(PyObject *module, PyObject *args) {
         }
         p = PUT(p, "]}\n");
     }
+    Py_END_ALLOW_THREADS
 done:
     PyBuffer_Release(&good);
     PyBuffer_Release(&bad);

@@ -11,11 +11,13 @@ This module must not import TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
@@ -23,6 +25,7 @@ import numpy as np
 from auxpretrain.config import CorpusConfig, CorruptionConfig
 from auxpretrain.data.corpus import CorpusStats, Source, iter_resolved_texts, resolve
 from auxpretrain.data.corruption import OPS, Corruptor
+from auxpretrain.data.forked import ForkedItems, can_fork, fork_pays
 from auxpretrain.data.speedups import compiled
 from auxpretrain.data.text import SentenceSplitter, Tokenizer, WordIds
 from auxpretrain.data.vocab import Vocabulary
@@ -67,7 +70,8 @@ def _check_output(out_path: str, sources: List[Source]) -> str:
 
 def write_pairs(specs: Iterable[str], out_path: str, config: Optional[CorruptionConfig] = None,
                 seed: int = 0, corpus: CorpusConfig = SAMPLING_CORPUS, split: bool = True,
-                limit: Optional[int] = None, batch_size: int = 8192) -> PairsReport:
+                limit: Optional[int] = None, batch_size: int = 8192,
+                parallel: Optional[bool] = None) -> PairsReport:
     """Writes one good/bad pair per corpus sentence to `out_path` (JSON Lines), atomically.
 
     Each line: {"good": str, "bad": str, "op": "replace"|"swap", "positions": [int, ...]},
@@ -81,6 +85,9 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
     `seed`) and writes the pairs. Words seen fewer than `corpus.min_count` times (and beyond
     `corpus.max_vocab`) are <unk> for the corruptor only: good keeps every original word; bad's replacement words are drawn from
     the vocabulary. `limit` keeps the first `limit` sentences. A failure leaves no file.
+    `parallel`: read and split in a child process while this one encodes (`forked`; the same
+    pairs): None where it pays (Linux, two processors, one thread running, a local corpus of
+    1 MB or more, no `limit`), True wherever it can (Linux, no `limit`), False never.
     """
     start = time.perf_counter()
     sources = resolve(specs)
@@ -103,15 +110,25 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
         # pass 1: sentences -> running word ids (first-seen order) on disk, and their counts
         encoder = WordIds(tokenizer)
         counts = np.zeros(0, np.int64)
-        texts = iter_resolved_texts(sources, text_column, stats)
-        split_line = splitter.split if splitter is not None else None
         total = 0
-        while limit is None or total < limit:
-            lines = list(itertools.islice(texts, batch_size if limit is None else min(batch_size, limit - total)))
-            if not lines:
-                break
-            if split_line is not None:
-                lines = list(itertools.chain.from_iterable(map(split_line, lines)))
+
+        def sentence_batches(size=batch_size):
+            texts = iter_resolved_texts(sources, text_column, stats)
+            split_line = splitter.split if splitter is not None else None
+            while limit is None or total < limit:
+                lines = list(itertools.islice(texts, size if limit is None else min(size, limit - total)))
+                if not lines:
+                    break
+                yield list(itertools.chain.from_iterable(map(split_line, lines))) if split_line else lines
+            texts.close()
+
+        forked = None
+        if parallel is not False and limit is None and can_fork() and \
+                (parallel or (fork_pays() and _worth_a_process(sources, split))):
+            # reading and splitting (Python) in a child process while this one encodes (compiled)
+            # (smaller batches: the two processes wait less for each other at the start and the end)
+            forked = ForkedItems(lambda: sentence_batches(FORKED_BATCH_LINES), lambda: (stats, _describe(splitter)))
+        for lines in forked if forked is not None else sentence_batches():
             ids, lengths = encoder.encode(lines)
             if limit is not None and np.count_nonzero(lengths) > limit - total:
                 cut = np.flatnonzero(lengths)[limit - total - 1] + 1
@@ -119,10 +136,13 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
                 ids = ids[:int(lengths.sum())]
             lengths = lengths[lengths > 0]
             total += lengths.size
-            stats.sentences += lengths.size
-            stats.tokens += int(lengths.sum())
             counts = _spool(ids, lengths, len(encoder.index), counts, spool_ids, spool_lengths)
-        texts.close()
+        splitter_text = _describe(splitter)
+        if forked is not None:  # what the child counted and which splitter it loaded
+            child_stats, splitter_text = forked.final
+            stats.__dict__.update(child_stats.to_dict())
+        stats.sentences = total
+        stats.tokens = int(counts.sum())
         if total == 0:
             raise InputError(f"{', '.join(s.spec for s in sources)}: no sentence found")
 
@@ -145,7 +165,10 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
         spool_lengths.seek(0)
         tmp = temporary_name(path)
         try:
-            with open(tmp, "xb") as out:
+            with open(tmp, "xb") as out, ThreadPoolExecutor(1) as writer:
+                # the compiled path formats and writes a batch in a thread (without the GIL) while
+                # this one corrupts the next; the batches are written in turn
+                written = None
                 while True:
                     lengths_batch = np.frombuffer(spool_lengths.read(4 * batch_size), dtype=np.int32)
                     if lengths_batch.size == 0:
@@ -153,11 +176,15 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
                     run_ids = np.frombuffer(spool_ids.read(4 * int(lengths_batch.sum())), dtype=np.int32)
                     lines, ops, skips = _pair_lines(run_ids, lengths_batch, to_vocab, to_word, escaped,
                                                     corruptor, rng)
-                    out.write(lines)
+                    if written is not None:
+                        written.result()
+                    written = writer.submit(lambda lines=lines: out.write(lines()))
                     for op, n in ops.items():
                         by_op[op] += n
                     for reason, n in skips.items():
                         skipped[reason] = skipped.get(reason, 0) + n
+                if written is not None:
+                    written.result()
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, path)
@@ -169,12 +196,33 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
     report.by_op = {op: n for op, n in by_op.items() if n}
     report.pairs = sum(by_op.values())
     report.skipped = skipped
-    if splitter is None:
-        report.splitter = "off"
-    else:
-        report.splitter = f"{splitter.source} ({splitter.seconds:.1f} s)" if splitter.loaded else splitter.source
+    report.splitter = splitter_text
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _describe(splitter: Optional[SentenceSplitter]) -> str:
+    """The report's line on the sentence splitter."""
+    if splitter is None:
+        return "off"
+    return f"{splitter.source} ({splitter.seconds:.1f} s)" if splitter.loaded else splitter.source
+
+
+# Reading and splitting go to a child process (`forked`) for corpora of at least this many bytes
+# of local files: below, forking and pickling the batches cost more than they save.
+MIN_FORKED_BYTES = 1 << 20
+FORKED_BATCH_LINES = 2048  # lines the child reads and splits at a time
+
+
+def _worth_a_process(sources: List[Source], split: bool) -> bool:
+    """Whether reading and splitting `sources` in a child process pays: sentences to split, in
+    local files (a hub dataset streams through its library's threads) of MIN_FORKED_BYTES."""
+    if not split or any(source.kind == "hub" for source in sources):
+        return False
+    try:
+        return sum(os.path.getsize(source.path) for source in sources) >= MIN_FORKED_BYTES
+    except OSError:
+        return False
 
 
 def _json_bodies(words: List[str]) -> List[str]:
@@ -220,7 +268,7 @@ def _python_lines(escaped, good, bad, starts, stops, ops, positions, widths, op_
 
 
 def _pair_lines(run_ids, lengths, to_vocab, to_word, escaped, corruptor, rng):
-    """JSON lines of one batch: (UTF-8 bytes, {op: pairs}, {reason: skipped}).
+    """JSON lines of one batch: (a function that makes their UTF-8 bytes, {op: pairs}, {reason: skipped}).
 
     run_ids: int32 [N], the batch's words (running ids), sentence after sentence;
     lengths: int32 [B]; to_vocab: running id -> vocabulary id; to_word: vocabulary id ->
@@ -232,9 +280,7 @@ def _pair_lines(run_ids, lengths, to_vocab, to_word, escaped, corruptor, rng):
     ends = np.cumsum(lengths)
     starts = ends - lengths
     ids = np.zeros((batch, max(int(lengths.max()), 1)), np.int32)
-    rows = np.repeat(np.arange(batch), lengths)
-    cols = np.arange(run_ids.size) - np.repeat(starts, lengths)
-    ids[rows, cols] = to_vocab[run_ids]
+    ids[np.arange(ids.shape[1]) < lengths[:, None]] = to_vocab[run_ids]  # row after row: the sentences in turn
     result = corruptor.corrupt(ids, lengths, rng)
 
     # bad = good with the changed positions rewritten (running word ids)
@@ -253,7 +299,7 @@ def _pair_lines(run_ids, lengths, to_vocab, to_word, escaped, corruptor, rng):
             left, right = at[:, 0::2], at[:, 1::2]
             bad[left], bad[right] = run_ids[right], run_ids[left]
     write = _python_lines if isinstance(escaped, np.ndarray) else compiled.format_pairs
-    text = write(escaped, run_ids, bad, starts[done], ends[done], result.op[done].astype(np.int64),
-                 result.positions[done].astype(np.int64), widths, OPS)
+    args = (escaped, run_ids, bad, starts[done], ends[done], result.op[done].astype(np.int64),
+            result.positions[done].astype(np.int64), widths, OPS)
     counts = np.bincount(result.op[done], minlength=len(OPS)).tolist()
-    return text, dict(zip(OPS, counts)), result.skipped
+    return functools.partial(write, *args), dict(zip(OPS, counts)), result.skipped
