@@ -6,7 +6,7 @@
  *   chunk's word ids (set_words), a batch's word ids and sentence lengths (words).
  * WordTexts + format_pairs: the JSON lines of a batch of good/bad pairs, each word's escaped
  *   UTF-8 text copied into one bytes object, the same bytes as the pure-Python path in
- *   auxpretrain/data/pairs.py.
+ *   auxpretrain/data/pairs.py; it runs without the GIL (a thread writes while another corrupts).
  *
  * Both have pure-Python equivalents; tests compare the two on the same input. The module uses
  * only the Python C API (no NumPy headers): arrays come in and go out as buffers.

@@ -4,6 +4,9 @@
 with the vocabulary, not the corpus), spools the sentences as ids to disk, then corrupts them
 in batches (`corruption.Corruptor`) and writes the lines: with the compiled `format_pairs`
 (auxpretrain/data/cspeedups.c) when it is built, else with C-level string maps (`_python_lines`).
+On a large local corpus the first pass reads and splits in a child process (`forked`) while
+this one encodes; the second formats and writes each batch in a thread while this one corrupts
+the next.
 
 This module must not import TensorFlow.
 """
@@ -166,8 +169,8 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
         tmp = temporary_name(path)
         try:
             with open(tmp, "xb") as out, ThreadPoolExecutor(1) as writer:
-                # the compiled path formats and writes a batch in a thread (without the GIL) while
-                # this one corrupts the next; the batches are written in turn
+                # a batch is formatted and written in a thread while this one corrupts the next
+                # (the compiled formatter runs without the GIL); the batches are written in turn
                 written = None
                 while True:
                     lengths_batch = np.frombuffer(spool_lengths.read(4 * batch_size), dtype=np.int32)
