@@ -88,6 +88,13 @@ def test_chunk_table_refuses_word_ids_it_cannot_hold():
     assert np.frombuffer(got, np.int32).tolist() == [7, 8, 9] and np.frombuffer(lengths, np.int64).tolist() == [1, 2]
     with pytest.raises(ValueError, match="breaks"):
         table.words(ids, 1)
+    with pytest.raises(TypeError, match="already initialised"):  # it would drop the table under its users
+        table.__init__()
+    with pytest.raises(TypeError, match="not initialised"):
+        compiled.ChunkTable.__new__(compiled.ChunkTable).lookup(["a"])
+    words = compiled.WordTexts(["a"])
+    with pytest.raises(TypeError, match="already initialised"):  # format_pairs may be reading it
+        words.__init__(["b"])
 
 
 @needs_compiled

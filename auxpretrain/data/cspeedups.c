@@ -68,7 +68,10 @@ static int ChunkTable_init(ChunkTable *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwds, ":ChunkTable", kwlist))
         return -1;
-    free_table(self);
+    if (self->slots) {
+        PyErr_SetString(PyExc_TypeError, "ChunkTable: already initialised");
+        return -1;
+    }
     self->known = self->runs_cap = 0;
     self->words_len = self->words_cap = 0;
     self->arena_cap = 1 << 16;
@@ -267,8 +270,18 @@ static Py_ssize_t scan(ChunkTable *self, PyObject *text, int64_t *out, PyObject 
            : scan_ucs4(self, text, kind, data, n, out, fresh);
 }
 
+/* An object made by ChunkTable.__new__ without __init__ has no table. */
+static int ready(const ChunkTable *self) {
+    if (self->slots)
+        return 1;
+    PyErr_SetString(PyExc_TypeError, "ChunkTable: not initialised");
+    return 0;
+}
+
 static PyObject *ChunkTable_lookup(ChunkTable *self, PyObject *args) {
     PyObject *sentences;
+    if (!ready(self))
+        return NULL;
     if (!PyArg_ParseTuple(args, "O!:lookup", &PyList_Type, &sentences))
         return NULL;
     Py_ssize_t count = PyList_GET_SIZE(sentences), bound = 0;
@@ -313,6 +326,8 @@ PyDoc_STRVAR(set_words_doc,
 static PyObject *ChunkTable_set_words(ChunkTable *self, PyObject *args) {
     Py_buffer sizes = {0}, ids = {0};
     PyObject *result = NULL;
+    if (!ready(self))
+        return NULL;
     if (!PyArg_ParseTuple(args, "y*y*:set_words", &sizes, &ids))
         return NULL;
     Py_ssize_t n = sizes.len / (Py_ssize_t)sizeof(int64_t), n_ids = ids.len / (Py_ssize_t)sizeof(int32_t);
@@ -380,6 +395,8 @@ static PyObject *ChunkTable_words(ChunkTable *self, PyObject *args) {
     Py_buffer chunks = {0};
     Py_ssize_t sentences;
     PyObject *ids = NULL, *lengths = NULL;
+    if (!ready(self))
+        return NULL;
     if (!PyArg_ParseTuple(args, "y*n:words", &chunks, &sentences))
         return NULL;
     Py_ssize_t n = chunks.len / (Py_ssize_t)sizeof(int64_t);
@@ -470,9 +487,11 @@ static int WordTexts_init(WordTexts *self, PyObject *args, PyObject *kwds) {
     PyObject *words;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!:WordTexts", kwlist, &PyList_Type, &words))
         return -1;
+    if (self->offsets) { /* format_pairs may be reading it in another thread, without the GIL */
+        PyErr_SetString(PyExc_TypeError, "WordTexts: already initialised");
+        return -1;
+    }
     Py_ssize_t n = PyList_GET_SIZE(words);
-    PyMem_Free(self->utf8);
-    PyMem_Free(self->offsets);
     self->utf8 = NULL;
     self->count = 0;
     self->offsets = PyMem_Malloc(sizeof(int64_t) * (n + 1));
