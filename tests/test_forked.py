@@ -87,6 +87,18 @@ def test_only_a_corpus_worth_a_process_goes_to_one(tmp_path):
     assert not pairs._worth_a_process(resolve([str(big)]), split=False)  # nothing to split: reading alone
 
 
+def test_no_process_to_be_had_means_the_same_pairs_in_process(tmp_path, monkeypatch):
+    corpus = _corpus(tmp_path / "corpus.txt")
+
+    def refused(*args):
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # what fork raises at a limit
+
+    monkeypatch.setattr(pairs, "ForkedItems", refused)
+    report = pairs.write_pairs([corpus], str(tmp_path / "a.jsonl"), parallel=True)
+    pairs.write_pairs([corpus], str(tmp_path / "b.jsonl"), parallel=False)
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes() and report.pairs > 300
+
+
 def test_a_bad_file_read_in_the_child_is_one_error_and_no_file(tmp_path):
     corpus = _corpus(tmp_path / "corpus.txt")
     (tmp_path / "binary.txt").write_bytes(b"\x00\x01" * 5000)

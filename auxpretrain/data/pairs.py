@@ -130,7 +130,11 @@ def write_pairs(specs: Iterable[str], out_path: str, config: Optional[Corruption
                 (parallel or (fork_pays() and _worth_a_process(sources, split))):
             # reading and splitting (Python) in a child process while this one encodes (compiled)
             # (smaller batches: the two processes wait less for each other at the start and the end)
-            forked = ForkedItems(lambda: sentence_batches(FORKED_BATCH_LINES), lambda: (stats, _describe(splitter)))
+            try:
+                forked = ForkedItems(lambda: sentence_batches(FORKED_BATCH_LINES),
+                                     lambda: (stats, _describe(splitter)))
+            except OSError:  # no process to be had (a process or memory limit): all of it here
+                forked = None
         for lines in forked if forked is not None else sentence_batches():
             ids, lengths = encoder.encode(lines)
             if limit is not None and np.count_nonzero(lengths) > limit - total:
