@@ -1,8 +1,9 @@
 """The compiled fast paths of `corrupt` (auxpretrain/data/cspeedups.c), when they are built.
 
-`compiled` is the extension module, or None (`why_pure_python` says why): not built (no C compiler at install time), built
-from another version of the source, or turned off with AUXPRETRAIN_PURE_PYTHON=1 (tests and
-the benchmark compare the two paths). Every caller has a pure-Python path with the same output.
+`compiled` is the extension module, or None (`why_pure_python` says why): not built (no C
+compiler at install time), built from another version of the source, or turned off with
+AUXPRETRAIN_PURE_PYTHON=1 (tests and the benchmark compare the two paths). Every caller has a
+pure-Python path with the same output.
 
 This module must not import TensorFlow.
 """

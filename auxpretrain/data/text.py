@@ -174,7 +174,8 @@ class WordIds:
         chunks = np.fromiter(map(self._chunks.__getitem__, text.split()), np.int64)
         if len(self._chunks) > known:
             sizes, ids = self._word_ids(list(itertools.islice(self._chunks, known, None)))
-            self._chunk_start = np.concatenate([self._chunk_start, self._chunk_words.size + np.cumsum(sizes) - sizes])
+            starts = self._chunk_words.size + np.cumsum(sizes) - sizes
+            self._chunk_start = np.concatenate([self._chunk_start, starts])
             self._chunk_size = np.concatenate([self._chunk_size, sizes])
             self._chunk_words = np.concatenate([self._chunk_words, ids])
         sizes = self._chunk_size[chunks]
