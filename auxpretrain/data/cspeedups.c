@@ -378,7 +378,8 @@ static PyObject *ChunkTable_set_words(ChunkTable *self, PyObject *args) {
         self->run_size[self->known + k] = (int32_t)size[k];
         self->words_len += size[k];
     }
-    memcpy(self->words + self->words_len - n_ids, ids.buf, sizeof(int32_t) * n_ids);
+    if (n_ids) /* (an empty buffer may have no address: memcpy must not see it) */
+        memcpy(self->words + self->words_len - n_ids, ids.buf, sizeof(int32_t) * n_ids);
     self->known += n;
     result = Py_None;
     Py_INCREF(result);
