@@ -734,19 +734,58 @@ static int is_closer(Py_UCS4 c) {
 
 #define IS_END(c) ((c) == '.' || (c) == '?' || (c) == '!')
 
-/* the first sentence end (".?!") in text[i:n], or -1 (`ends.find(".", i)`) */
-static Py_ssize_t find_end(int kind, const void *data, Py_ssize_t i, Py_ssize_t n) {
-    if (kind == PyUnicode_1BYTE_KIND)
-        SCAN_FORWARD(Py_UCS1, IS_END(c));
-    if (kind == PyUnicode_2BYTE_KIND)
+/* The sentence ends (".?!") of a text, in order: `ends.find(".", i)` of _quick_slices. One-byte
+ * text is searched with memchr, each of the three characters' next position kept (the
+ * positions asked for only grow). */
+typedef struct {
+    int kind;
+    const void *data;
+    Py_ssize_t n;
+    Py_ssize_t next[3]; /* one-byte text: the first '.', '?', '!' after the last position asked for
+                           (n: none; -1: not searched) */
+} Ends;
+
+static const char end_chars[3] = {'.', '?', '!'};
+
+static void ends_init(Ends *e, int kind, const void *data, Py_ssize_t n) {
+    e->kind = kind;
+    e->data = data;
+    e->n = n;
+    for (int k = 0; k < 3; k++)
+        e->next[k] = -1;
+}
+
+/* the first sentence end in text[i:], or -1 */
+static Py_ssize_t find_end(Ends *e, Py_ssize_t i) {
+    const Py_ssize_t n = e->n;
+    const void *data = e->data;
+    if (i >= n)
+        return -1;
+    if (e->kind == PyUnicode_1BYTE_KIND) {
+        Py_ssize_t best = n;
+        for (int k = 0; k < 3; k++) {
+            if (e->next[k] < i) { /* search again from i (the last search ended before it) */
+                const Py_UCS1 *p = memchr((const Py_UCS1 *)data + i, end_chars[k], (size_t)(n - i));
+                e->next[k] = p ? p - (const Py_UCS1 *)data : n;
+            }
+            if (e->next[k] < best)
+                best = e->next[k];
+        }
+        return best < n ? best : -1;
+    }
+    if (e->kind == PyUnicode_2BYTE_KIND)
         SCAN_FORWARD(Py_UCS2, IS_END(c));
     SCAN_FORWARD(Py_UCS4, IS_END(c));
 }
 
 /* `text.find(" ", i)` (text of length n) */
 static Py_ssize_t find_space(int kind, const void *data, Py_ssize_t i, Py_ssize_t n) {
-    if (kind == PyUnicode_1BYTE_KIND)
-        SCAN_FORWARD(Py_UCS1, c == ' ');
+    if (i >= n)
+        return -1;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *p = memchr((const Py_UCS1 *)data + i, ' ', (size_t)(n - i));
+        return p ? p - (const Py_UCS1 *)data : -1;
+    }
     if (kind == PyUnicode_2BYTE_KIND)
         SCAN_FORWARD(Py_UCS2, c == ' ');
     SCAN_FORWARD(Py_UCS4, c == ' ');
@@ -754,6 +793,12 @@ static Py_ssize_t find_space(int kind, const void *data, Py_ssize_t i, Py_ssize_
 
 /* `text.rfind(" ", lo, hi)` (0 <= lo, hi <= len(text)) */
 static Py_ssize_t rfind_space(int kind, const void *data, Py_ssize_t lo, Py_ssize_t hi) {
+    if (kind == PyUnicode_1BYTE_KIND) {
+        if (hi <= lo)
+            return -1;
+        const Py_UCS1 *p = memrchr((const Py_UCS1 *)data + lo, ' ', (size_t)(hi - lo));
+        return p ? p - (const Py_UCS1 *)data : -1;
+    }
     for (Py_ssize_t i = hi - 1; i >= lo; i--)
         if (PyUnicode_READ(kind, data, i) == ' ')
             return i;
@@ -762,9 +807,14 @@ static Py_ssize_t rfind_space(int kind, const void *data, Py_ssize_t lo, Py_ssiz
 
 /* Appends (start, stop) to `out`; -1 on error. */
 static int append_slice(PyObject *out, Py_ssize_t start, Py_ssize_t stop) {
-    PyObject *pair = Py_BuildValue("(nn)", start, stop);
+    PyObject *pair = PyTuple_New(2), *a, *b;
     if (!pair)
         return -1;
+    if (!(a = PyLong_FromSsize_t(start)) || (PyTuple_SET_ITEM(pair, 0, a), !(b = PyLong_FromSsize_t(stop)))) {
+        Py_DECREF(pair);
+        return -1;
+    }
+    PyTuple_SET_ITEM(pair, 1, b);
     int r = PyList_Append(out, pair);
     Py_DECREF(pair);
     return r;
@@ -853,7 +903,9 @@ static PyObject *quick_slices(PyObject *module, PyObject *args) {
         goto done;
     Py_ssize_t last_break = 0, prev_start = 0, prev_stop = 0;
     int realign = 0, pending = 0, r;
-    Py_ssize_t stop = find_end(kind, data, 0, n);
+    Ends ends;
+    ends_init(&ends, kind, data, n);
+    Py_ssize_t stop = find_end(&ends, 0);
     while (stop >= 0) {
         if (stop + 1 >= n) /* nothing after it: not a candidate */
             break;
@@ -861,7 +913,7 @@ static PyObject *quick_slices(PyObject *module, PyObject *args) {
         if (after != ' ' && !is_non_word(after)) {
             if (Py_UNICODE_ISSPACE(after))
                 goto cannot_tell;
-            stop = find_end(kind, data, stop + 1, n); /* not a candidate */
+            stop = find_end(&ends, stop + 1); /* not a candidate */
             continue;
         }
         const Py_ssize_t index = rfind_space(kind, data, prev_stop, stop);
@@ -874,7 +926,7 @@ static PyObject *quick_slices(PyObject *module, PyObject *args) {
         prev_stop = stop;
         pending = after != ' ';
         if (pending) {
-            stop = find_end(kind, data, stop + 1, n);
+            stop = find_end(&ends, stop + 1);
             continue;
         }
         PyObject *word = PyUnicode_Substring(text, start, stop + 1);
@@ -926,13 +978,13 @@ static PyObject *quick_slices(PyObject *module, PyObject *args) {
                     realign = 1;
             }
         }
-        stop = find_end(kind, data, stop + 2, n);
+        stop = find_end(&ends, stop + 2);
     }
     if (pending && (r = quick_pending(splitter, quick, text, prev_start, prev_stop, &last_break, &realign, out)) <= 0)
         goto decided;
     if (append_slice(out, last_break, n) < 0)
         goto done;
-    result = Py_BuildValue("(OO)", out, realign ? Py_True : Py_False);
+    result = PyTuple_Pack(2, out, realign ? Py_True : Py_False);
     goto done;
 decided: /* r: 0 cannot tell, -1 error */
     if (r < 0)
