@@ -153,8 +153,9 @@ def train_parameters(text: str) -> PunktParameters:
 class PunktSplitter:
     """Splits a text into sentence spans with Punkt parameters, as NLTK's
     `PunktSentenceTokenizer(params).span_tokenize(text)` does: with str.find where it can tell
-    (`_quick_slices`, or the same in C: speedups.compiled.quick_slices), else with NLTK's regular expressions (`_slices`); decisions are memoised
-    by context, by word (`_plain`) and by token (`_annotation`)."""
+    (`_quick_slices`, or the same in C: speedups.compiled.quick_slices), else with NLTK's
+    regular expressions (`_slices`); decisions are memoised by context, by word (`_plain`) and
+    by token (`_annotation`)."""
 
     def __init__(self, params: PunktParameters):
         self.params = params
