@@ -3,6 +3,7 @@ same bytes as the pure-Python paths they replace, on awkward text; and CI builds
 
 import json
 import os
+import random
 import subprocess
 import sys
 from collections import defaultdict
@@ -149,3 +150,73 @@ def test_the_environment_variable_turns_the_compiled_paths_off():
 @pytest.mark.skipif(not os.environ.get("CI"), reason="CI builds the extension; elsewhere it is optional")
 def test_ci_builds_the_compiled_paths():
     assert compiled is not None, "pip install did not build auxpretrain/data/cspeedups.c"
+
+
+# pieces of text for Punkt's quick path: sentence ends before quotes and brackets, abbreviations,
+# initials, numbers, ellipses, every whitespace it must notice, every string kind
+PUNKT_PIECES = ["Mr.", "Dr.", "e.g.", "i.e.", "U.S.", "J.", "a.", "3.5.", "1990.", "-1.", "No.", "etc.", "...",
+                "..", ".", "?", "!", "?!", "?.", '"', "'", "(", ")", "[", "]", "{", "}", "*", ":", ";", "@",
+                "--", ",", "The", "the", "He", "it", "Smith", "Bach", "word", "x", "\u2018", "\u2019", "\u201c",
+                "\u201d", "\xab", "\xbb", "caf\xe9.", "\xdc.", "\u03a3.", "\u65e5\u672c.", "\U0001F600.", "\U0001F600",
+                'end."', "end.)", "end.'", "Yes!", "why?", "x.\u201d", "\x00", "\x1c"]
+PUNKT_SPACES = [" "] * 60 + ["", "  "] * 4 + ["\t", "\n", "\xa0", "\u3000", "\u2003", "\x85", " \n"]
+
+
+def _punkt_texts(seed, count):
+    rng = random.Random(seed)
+    texts = ["".join(rng.choice(PUNKT_PIECES) + rng.choice(PUNKT_SPACES) for _ in range(rng.randint(0, 14)))
+             for _ in range(count)]
+    # most stripped (as SentenceSplitter sends them), some with spaces at either end
+    return [t.strip() if i % 4 else rng.choice(["", " ", "\n", "\u3000"]) + t for i, t in enumerate(texts)]
+
+
+def _punkt_params():
+    from auxpretrain.data import punkt
+
+    return punkt.PunktParameters(
+        abbrev_types={"mr", "dr", "e.g", "etc", "no", "u.s", "i.e", "a-b"},
+        collocations={("j.", "bach"), ("##number##", "the"), ("dr", "smith"), ("smith", "he")},
+        sent_starters={"the", "he"},
+        ortho_context={"smith": 2, "the": 2 | 32, "he": 2, "bach": 4, "it": 32 | 64, "a": 32, "word": 64})
+
+
+@needs_compiled
+def test_compiled_quick_slices_are_punkts_on_awkward_and_real_text():
+    """The compiled quick path gives what PunktSplitter._quick_slices gives (slices, realign or
+    None) on random awkward strings and real paragraphs, with fresh and warm memos, and leaves
+    the same memos behind (it calls back for the same misses)."""
+    from auxpretrain.data import punkt
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    real = []
+    for name in ("README.md", "corpora/tiny.txt", "docs/architecture.md", "docs/results.md"):
+        with open(os.path.join(root, name), encoding="utf-8") as f:
+            real += [line.strip() for line in f if line.strip()]
+    texts = _punkt_texts(11, 4000) + real
+    for params in (_punkt_params(), punkt.load_parameters()):
+        ours, reference = punkt.PunktSplitter(params), punkt.PunktSplitter(params)
+        for warm in (False, True):
+            got = [compiled.quick_slices(ours, t) for t in texts]
+            assert got == [reference._quick_slices(t) for t in texts], warm
+            assert (ours._quick, ours._plains) == (reference._quick, reference._plains)
+        assert sum(g is None for g in got) > 300 and sum(g is not None for g in got) > 1500
+
+
+@needs_compiled
+def test_compiled_quick_slices_pass_on_errors_and_read_every_string_kind():
+    from auxpretrain.data import punkt
+
+    class Failing(punkt.PunktSplitter):
+        def _quick_decision(self, context, period):
+            raise ValueError(context)
+
+    splitter = Failing(punkt.load_parameters())
+    with pytest.raises(ValueError, match="x. \\(y"):
+        compiled.quick_slices(splitter, "x. (y")
+    with pytest.raises(TypeError):
+        compiled.quick_slices(splitter, b"x. y")
+    reference = punkt.PunktSplitter(punkt.load_parameters())
+    for letter in ("e", "\xe9", "\u03a3", "\U0001F600"):  # one, two and four bytes a code point
+        text = f"A {letter}. B {letter}. (C.) \u201cD.\u201d E{letter}?! F"
+        assert compiled.quick_slices(reference, text) == reference._quick_slices(text)
+        assert compiled.quick_slices(reference, text)[0][0] == (0, 4)

@@ -7,8 +7,10 @@
  * WordTexts + format_pairs: the JSON lines of a batch of good/bad pairs, each word's escaped
  *   UTF-8 text copied into one bytes object, the same bytes as the pure-Python path in
  *   auxpretrain/data/pairs.py; it runs without the GIL (a thread writes while another corrupts).
+ * quick_slices: PunktSplitter._quick_slices (auxpretrain/data/punkt.py), the same scan in C,
+ *   calling back into Python only where the splitter's memos hold no decision.
  *
- * Both have pure-Python equivalents; tests compare the two on the same input. The module uses
+ * All have pure-Python equivalents; tests compare the two on the same input. The module uses
  * only the Python C API (no NumPy headers): arrays come in and go out as buffers.
  */
 #define PY_SSIZE_T_CLEAN
@@ -16,7 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define ABI_VERSION 1
+#define ABI_VERSION 2
 
 /* ------------------------------------------------------------------------------------------ */
 /* ChunkTable                                                                                   */
@@ -376,7 +378,8 @@ static PyObject *ChunkTable_set_words(ChunkTable *self, PyObject *args) {
         self->run_size[self->known + k] = (int32_t)size[k];
         self->words_len += size[k];
     }
-    memcpy(self->words + self->words_len - n_ids, ids.buf, sizeof(int32_t) * n_ids);
+    if (n_ids) /* (an empty buffer may have no address: memcpy must not see it) */
+        memcpy(self->words + self->words_len - n_ids, ids.buf, sizeof(int32_t) * n_ids);
     self->known += n;
     result = Py_None;
     Py_INCREF(result);
@@ -693,9 +696,314 @@ done:
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* quick_slices                                                                                 */
+
+static PyObject *str_plain, *str_quick_decision, *str_quick, *str_plains, *long_two;
+
+/* NLTK's _NON_WORD characters (punkt._NON_WORD_CHARS) */
+static int is_non_word(Py_UCS4 c) {
+    switch (c) {
+    case ')': case '"': case ';': case '}': case ']': case '*': case ':': case '@': case '\'':
+    case '(': case '{': case '[': case 0x2018: case 0x2019: case 0x201c: case 0x201d: case 0xab:
+    case 0xbb: case '?': case '!':
+        return 1;
+    }
+    return 0;
+}
+
+/* what _BOUNDARY_REALIGNMENT starts with (punkt._CLOSERS) */
+static int is_closer(Py_UCS4 c) {
+    switch (c) {
+    case '"': case '\'': case ')': case ']': case '}': case 0x2018: case 0x2019: case 0x201c:
+    case 0x201d: case 0xab: case 0xbb:
+        return 1;
+    }
+    return 0;
+}
+
+#define SCAN_FORWARD(TYPE, COND)                                                                  \
+    do {                                                                                         \
+        const TYPE *p = (const TYPE *)data;                                                      \
+        for (; i < n; i++) {                                                                     \
+            Py_UCS4 c = p[i];                                                                    \
+            if (COND)                                                                            \
+                return i;                                                                        \
+        }                                                                                        \
+        return -1;                                                                               \
+    } while (0)
+
+#define IS_END(c) ((c) == '.' || (c) == '?' || (c) == '!')
+
+/* The sentence ends (".?!") of a text, in order: `ends.find(".", i)` of _quick_slices. One-byte
+ * text is searched with memchr, each of the three characters' next position kept (the
+ * positions asked for only grow). */
+typedef struct {
+    int kind;
+    const void *data;
+    Py_ssize_t n;
+    Py_ssize_t next[3]; /* one-byte text: the first '.', '?', '!' after the last position asked for
+                           (n: none; -1: not searched) */
+} Ends;
+
+static const char end_chars[3] = {'.', '?', '!'};
+
+static void ends_init(Ends *e, int kind, const void *data, Py_ssize_t n) {
+    e->kind = kind;
+    e->data = data;
+    e->n = n;
+    for (int k = 0; k < 3; k++)
+        e->next[k] = -1;
+}
+
+/* the first sentence end in text[i:], or -1 */
+static Py_ssize_t find_end(Ends *e, Py_ssize_t i) {
+    const Py_ssize_t n = e->n;
+    const void *data = e->data;
+    if (i >= n)
+        return -1;
+    if (e->kind == PyUnicode_1BYTE_KIND) {
+        Py_ssize_t best = n;
+        for (int k = 0; k < 3; k++) {
+            if (e->next[k] < i) { /* search again from i (the last search ended before it) */
+                const Py_UCS1 *p = memchr((const Py_UCS1 *)data + i, end_chars[k], (size_t)(n - i));
+                e->next[k] = p ? p - (const Py_UCS1 *)data : n;
+            }
+            if (e->next[k] < best)
+                best = e->next[k];
+        }
+        return best < n ? best : -1;
+    }
+    if (e->kind == PyUnicode_2BYTE_KIND)
+        SCAN_FORWARD(Py_UCS2, IS_END(c));
+    SCAN_FORWARD(Py_UCS4, IS_END(c));
+}
+
+/* `text.find(" ", i)` (text of length n) */
+static Py_ssize_t find_space(int kind, const void *data, Py_ssize_t i, Py_ssize_t n) {
+    if (i >= n)
+        return -1;
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *p = memchr((const Py_UCS1 *)data + i, ' ', (size_t)(n - i));
+        return p ? p - (const Py_UCS1 *)data : -1;
+    }
+    if (kind == PyUnicode_2BYTE_KIND)
+        SCAN_FORWARD(Py_UCS2, c == ' ');
+    SCAN_FORWARD(Py_UCS4, c == ' ');
+}
+
+/* `text.rfind(" ", lo, hi)` (0 <= lo, hi <= len(text)) */
+static Py_ssize_t rfind_space(int kind, const void *data, Py_ssize_t lo, Py_ssize_t hi) {
+    if (kind == PyUnicode_1BYTE_KIND) {
+        if (hi <= lo)
+            return -1;
+        const Py_UCS1 *p = memrchr((const Py_UCS1 *)data + lo, ' ', (size_t)(hi - lo));
+        return p ? p - (const Py_UCS1 *)data : -1;
+    }
+    for (Py_ssize_t i = hi - 1; i >= lo; i--)
+        if (PyUnicode_READ(kind, data, i) == ' ')
+            return i;
+    return -1;
+}
+
+/* Appends (start, stop) to `out`; -1 on error. */
+static int append_slice(PyObject *out, Py_ssize_t start, Py_ssize_t stop) {
+    PyObject *pair = PyTuple_New(2), *a, *b;
+    if (!pair)
+        return -1;
+    if (!(a = PyLong_FromSsize_t(start)) || (PyTuple_SET_ITEM(pair, 0, a), !(b = PyLong_FromSsize_t(stop)))) {
+        Py_DECREF(pair);
+        return -1;
+    }
+    PyTuple_SET_ITEM(pair, 1, b);
+    int r = PyList_Append(out, pair);
+    Py_DECREF(pair);
+    return r;
+}
+
+/* The decision on `context` (new reference): splitter._quick[context] or, where it holds none
+ * (dict.get gives None), splitter._quick_decision(context, period); NULL on error. */
+static PyObject *quick_decision(PyObject *splitter, PyObject *quick, PyObject *context, Py_ssize_t period) {
+    PyObject *decision = PyDict_GetItemWithError(quick, context); /* borrowed */
+    if (decision && decision != Py_None) {
+        Py_INCREF(decision);
+        return decision;
+    }
+    if (!decision && PyErr_Occurred())
+        return NULL;
+    PyObject *where = PyLong_FromSsize_t(period);
+    if (!where)
+        return NULL;
+    decision = PyObject_CallMethodObjArgs(splitter, str_quick_decision, context, where, NULL);
+    Py_DECREF(where);
+    return decision;
+}
+
+/* `bool(decision)` into *breaks and, if it is true, `decision == 2` into *two; -1 on error. */
+static int decision_value(PyObject *decision, int *breaks, int *two) {
+    *two = 0;
+    *breaks = PyObject_IsTrue(decision);
+    if (*breaks > 0)
+        *two = PyObject_RichCompareBool(decision, long_two, Py_EQ);
+    return *breaks < 0 || *two < 0 ? -1 : 0;
+}
+
+/* PunktSplitter._quick_pending: 1 decided (out, *last_break, *realign updated), 0 cannot tell,
+ * -1 error. */
+static int quick_pending(PyObject *splitter, PyObject *quick, PyObject *text, Py_ssize_t start,
+                         Py_ssize_t stop, Py_ssize_t *last_break, int *realign, PyObject *out) {
+    PyObject *context = PyUnicode_Substring(text, start, stop + 2);
+    if (!context)
+        return -1;
+    PyObject *decision = quick_decision(splitter, quick, context, stop - start);
+    Py_DECREF(context);
+    if (!decision)
+        return -1;
+    if (decision == Py_None) {
+        Py_DECREF(decision);
+        return 0;
+    }
+    int breaks, two;
+    int r = decision_value(decision, &breaks, &two);
+    Py_DECREF(decision);
+    if (r < 0)
+        return -1;
+    if (breaks) {
+        if (append_slice(out, *last_break, stop + 1) < 0)
+            return -1;
+        *last_break = stop + 1;
+        *realign = *realign || two;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(quick_slices_doc,
+             "quick_slices(splitter, text) -> ([(start, end), ...], realign) or None\n\n"
+             "PunktSplitter._quick_slices(text) of `splitter` (auxpretrain/data/punkt.py): the same\n"
+             "scan, calling splitter._plain and splitter._quick_decision where their memos\n"
+             "(splitter._plains, splitter._quick) hold no answer.");
+
+static PyObject *quick_slices(PyObject *module, PyObject *args) {
+    PyObject *splitter, *text;
+    if (!PyArg_ParseTuple(args, "OU:quick_slices", &splitter, &text))
+        return NULL;
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    const int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    if (n && (Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, 0)) ||
+              Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, n - 1))))
+        Py_RETURN_NONE; /* (SentenceSplitter strips its texts) */
+    PyObject *quick = NULL, *plains = NULL, *out = NULL, *result = NULL;
+    if (!(quick = PyObject_GetAttr(splitter, str_quick)) || !(plains = PyObject_GetAttr(splitter, str_plains)))
+        goto done;
+    if (!PyDict_Check(quick) || !PyDict_Check(plains)) {
+        PyErr_SetString(PyExc_TypeError, "quick_slices: splitter._quick and splitter._plains must be dicts");
+        goto done;
+    }
+    if (!(out = PyList_New(0)))
+        goto done;
+    Py_ssize_t last_break = 0, prev_start = 0, prev_stop = 0;
+    int realign = 0, pending = 0, r;
+    Ends ends;
+    ends_init(&ends, kind, data, n);
+    Py_ssize_t stop = find_end(&ends, 0);
+    while (stop >= 0) {
+        if (stop + 1 >= n) /* nothing after it: not a candidate */
+            break;
+        const Py_UCS4 after = PyUnicode_READ(kind, data, stop + 1);
+        if (after != ' ' && !is_non_word(after)) {
+            if (Py_UNICODE_ISSPACE(after))
+                goto cannot_tell;
+            stop = find_end(&ends, stop + 1); /* not a candidate */
+            continue;
+        }
+        const Py_ssize_t index = rfind_space(kind, data, prev_stop, stop);
+        const Py_ssize_t start = index > prev_stop ? index + 1 : prev_start;
+        if (pending && prev_stop <= start) { /* NLTK takes the previous candidate */
+            if ((r = quick_pending(splitter, quick, text, prev_start, prev_stop, &last_break, &realign, out)) <= 0)
+                goto decided;
+        }
+        prev_start = start;
+        prev_stop = stop;
+        pending = after != ' ';
+        if (pending) {
+            stop = find_end(&ends, stop + 1);
+            continue;
+        }
+        PyObject *word = PyUnicode_Substring(text, start, stop + 1);
+        if (!word)
+            goto done;
+        PyObject *known = PyDict_GetItemWithError(plains, word); /* borrowed */
+        if (known && known != Py_None)
+            Py_INCREF(known);
+        else if (!known && PyErr_Occurred())
+            known = NULL;
+        else
+            known = PyObject_CallMethodOneArg(splitter, str_plain, word);
+        Py_DECREF(word);
+        if (!known)
+            goto done;
+        int plain = PyObject_IsTrue(known);
+        Py_DECREF(known);
+        if (plain < 0)
+            goto done;
+        if (plain && stop + 2 < n && !Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, stop + 2))) {
+            if (append_slice(out, last_break, stop + 1) < 0) /* a break whatever the token */
+                goto done;
+            last_break = stop + 2;
+            if (is_closer(PyUnicode_READ(kind, data, stop + 2)))
+                realign = 1;
+        } else {
+            const Py_ssize_t end = find_space(kind, data, stop + 2, n);
+            PyObject *context = PyUnicode_Substring(text, start, end >= 0 ? end : n);
+            if (!context)
+                goto done;
+            PyObject *decision = quick_decision(splitter, quick, context, stop - start);
+            Py_DECREF(context);
+            if (!decision)
+                goto done;
+            if (decision == Py_None) {
+                Py_DECREF(decision);
+                goto cannot_tell;
+            }
+            int breaks, two;
+            r = decision_value(decision, &breaks, &two);
+            Py_DECREF(decision);
+            if (r < 0)
+                goto done;
+            if (breaks) {
+                if (append_slice(out, last_break, stop + 1) < 0)
+                    goto done;
+                last_break = stop + 2;
+                if (two)
+                    realign = 1;
+            }
+        }
+        stop = find_end(&ends, stop + 2);
+    }
+    if (pending && (r = quick_pending(splitter, quick, text, prev_start, prev_stop, &last_break, &realign, out)) <= 0)
+        goto decided;
+    if (append_slice(out, last_break, n) < 0)
+        goto done;
+    result = PyTuple_Pack(2, out, realign ? Py_True : Py_False);
+    goto done;
+decided: /* r: 0 cannot tell, -1 error */
+    if (r < 0)
+        goto done;
+cannot_tell:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(quick);
+    Py_XDECREF(plains);
+    Py_XDECREF(out);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
     {"format_pairs", format_pairs, METH_VARARGS, format_pairs_doc},
+    {"quick_slices", quick_slices, METH_VARARGS, quick_slices_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -708,6 +1016,12 @@ PyMODINIT_FUNC PyInit_cspeedups(void) {
     for (int c = 0; c < 128; c++)
         ascii_space[c] = Py_UNICODE_ISSPACE(c) ? 1 : 0;
     if (PyType_Ready(&ChunkTableType) < 0 || PyType_Ready(&WordTextsType) < 0)
+        return NULL;
+    if ((!str_plain && !(str_plain = PyUnicode_InternFromString("_plain"))) ||
+        (!str_quick_decision && !(str_quick_decision = PyUnicode_InternFromString("_quick_decision"))) ||
+        (!str_quick && !(str_quick = PyUnicode_InternFromString("_quick"))) ||
+        (!str_plains && !(str_plains = PyUnicode_InternFromString("_plains"))) ||
+        (!long_two && !(long_two = PyLong_FromLong(2))))
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (!m)

@@ -20,6 +20,7 @@ import os
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from auxpretrain.data.speedups import compiled
 from auxpretrain.errors import InputError
 
 FORMAT = "auxpretrain-punkt-parameters"
@@ -152,8 +153,9 @@ def train_parameters(text: str) -> PunktParameters:
 class PunktSplitter:
     """Splits a text into sentence spans with Punkt parameters, as NLTK's
     `PunktSentenceTokenizer(params).span_tokenize(text)` does: with str.find where it can tell
-    (`_quick_slices`), else with NLTK's regular expressions (`_slices`); decisions are memoised
-    by context, by word (`_plain`) and by token (`_annotation`)."""
+    (`_quick_slices`, or the same in C: speedups.compiled.quick_slices), else with NLTK's
+    regular expressions (`_slices`); decisions are memoised by context, by word (`_plain`) and
+    by token (`_annotation`)."""
 
     def __init__(self, params: PunktParameters):
         self.params = params
@@ -173,7 +175,7 @@ class PunktSplitter:
 
     def spans(self, text: str) -> List[Tuple[int, int]]:
         """(start, end) of each sentence of `text`, realigned as NLTK does by default."""
-        quick = self._quick_slices(text)
+        quick = self._quick_slices(text) if compiled is None else compiled.quick_slices(self, text)
         if quick is not None:
             slices, realign = quick
         else:

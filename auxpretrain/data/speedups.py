@@ -14,7 +14,7 @@ import os
 from types import ModuleType
 from typing import Optional, Tuple
 
-ABI_VERSION = 1  # cspeedups.c's ABI_VERSION this code was written for
+ABI_VERSION = 2  # cspeedups.c's ABI_VERSION this code was written for
 
 
 def _load() -> Tuple[Optional[ModuleType], str]:
