@@ -793,12 +793,14 @@ static Py_ssize_t find_space(int kind, const void *data, Py_ssize_t i, Py_ssize_
 
 /* `text.rfind(" ", lo, hi)` (0 <= lo, hi <= len(text)) */
 static Py_ssize_t rfind_space(int kind, const void *data, Py_ssize_t lo, Py_ssize_t hi) {
+#ifdef __GLIBC__ /* memrchr is a GNU extension */
     if (kind == PyUnicode_1BYTE_KIND) {
         if (hi <= lo)
             return -1;
         const Py_UCS1 *p = memrchr((const Py_UCS1 *)data + lo, ' ', (size_t)(hi - lo));
         return p ? p - (const Py_UCS1 *)data : -1;
     }
+#endif
     for (Py_ssize_t i = hi - 1; i >= lo; i--)
         if (PyUnicode_READ(kind, data, i) == ' ')
             return i;
