@@ -151,7 +151,6 @@ def run_corrupt(args) -> int:
     return 0
 
 
-
 def _pure_python_note() -> str:
     """Why `corrupt` ran without its compiled fast paths, if it did (it is slower without them)."""
     from auxpretrain.data.speedups import why_pure_python

@@ -4,8 +4,9 @@
 child process while the parent encodes the previous batch (mostly compiled work), so the two
 halves use two cores. `ForkedItems` is that pipe: the child sends each item as it is made,
 pickled (at most one batch waits in the pipe: the child blocks until the parent reads), then a
-final value; an exception in the child is raised again in the parent, as it was. Callers fork only where
-forking is safe and pays (`can_fork`, `fork_pays`) and run the same generator in process otherwise.
+final value; an exception in the child is raised again in the parent, as it was. Callers fork
+only where forking is safe and pays (`can_fork`, `fork_pays`) and run the same generator in
+process otherwise.
 
 This module must not import TensorFlow.
 """
