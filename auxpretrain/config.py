@@ -310,10 +310,12 @@ class PretrainConfig(_Config):
     checkpoint_minutes: float = _field(5.0, "also checkpoint when this much time has passed")
     keep_checkpoints: int = _field(3, "checkpoints kept in OUT/checkpoints")
     seed: int = _field(0, "seeds the corruptor, the batch order and the initialisers")
-    deterministic: bool = _field(False, "sum the repeated rows of the context objective's sparse updates "
-                                        "before applying them (TensorFlow adds them in a varying order): two "
-                                        "runs, and a resumed run and an uninterrupted one, end bit-identical, "
-                                        "for slower steps (benchmarks.determinism measures how much)")
+    deterministic: bool = _field(False, "without the compiled context kernel (not built, or "
+                                        "AUXPRETRAIN_PURE_PYTHON=1): sum the repeated rows of the context "
+                                        "objective's sparse updates before applying them (TensorFlow adds them in "
+                                        "a varying order), so that two runs, and a resumed run and an "
+                                        "uninterrupted one, end bit-identical, for slower steps "
+                                        "(benchmarks.determinism measures how much); the kernel always is")
 
     def __post_init__(self):
         _check_types(self)

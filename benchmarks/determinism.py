@@ -1,10 +1,13 @@
 """Whether pretraining steps are reproducible, and what that costs, measured paired and interleaved.
 
-The context objective's sparse SGD updates repeat rows (frequent words); TensorFlow's CPU
-scatter adds a repeated row's updates in a varying order, so two runs of the same command
-drift apart from the first step. `--deterministic` (`PretrainConfig.deterministic`,
-`pretraining.graph._add_rows`) sums a row's updates first (each row is then written
-once). This times training steps of two graphs of the same configuration (the defaults of
+The context objective's compiled kernel (`pretraining.kernels`, the usual case) adds each
+row's updates in a fixed order: runs are bit-identical, the flag changes nothing. Its
+TensorFlow fallback (no C compiler at install, or AUXPRETRAIN_PURE_PYTHON=1) does not: its
+sparse SGD updates repeat rows (frequent words), TensorFlow's CPU scatter adds a repeated
+row's updates in a varying order, so two runs of the same command drift apart from the first
+step; `--deterministic` (`PretrainConfig.deterministic`, `pretraining.graph._write_rows`)
+sums a row's updates first (each row is then written once). This measures the fallback: it
+times training steps of two graphs of the same configuration (the defaults of
 `PretrainConfig` and `ModelConfig` unless told), repeated rows summed (deterministic) and not
 (the default), in sessions that alternate in one process, so that the load of a shared
 machine falls on both alike: each block runs 3 warm-up steps, then `--steps` timed steps (wall
@@ -18,6 +21,7 @@ Usage: python -m benchmarks.determinism [--corpus data/wiki.txt] [--chars 150000
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import statistics
 import tempfile
@@ -27,6 +31,19 @@ from typing import Dict, List, Optional
 import numpy as np
 
 MODES = ("summed", "unsummed")
+
+
+@contextlib.contextmanager
+def without_kernel():
+    """Train graphs built meanwhile use the context objective's TensorFlow fallback."""
+    from auxpretrain.pretraining import kernels
+
+    saved = kernels.compiled
+    kernels.compiled = None
+    try:
+        yield
+    finally:
+        kernels.compiled = saved
 
 
 def measure(corpus: str, steps: int, rounds: int, config=None, model: Optional[dict] = None,
@@ -54,7 +71,7 @@ def measure(corpus: str, steps: int, rounds: int, config=None, model: Optional[d
     graphs = {}
     for mode in MODES:
         graph = tf.Graph()
-        with graph.as_default():
+        with graph.as_default(), without_kernel():
             tf1.set_random_seed(config.seed)
             built = build_train_graph(maker, model_config, dataclasses.replace(config, deterministic=mode == "summed"),
                                       10 ** 6)

@@ -186,6 +186,20 @@ def test_sample_unigram_follows_counts_to_the_alpha():
     assert np.bincount(uniform, minlength=V)[2:V - 1].min() > 200  # alpha 0: every seen word alike
 
 
+@pytest.mark.parametrize("words", [1, 3, 50, 5000])
+def test_the_guide_table_gives_the_ranks_of_a_binary_search(words):
+    """UnigramSampler._ranks (a guide table, then a binary search where it is unsure) equals
+    np.searchsorted over the cumulative mass, at and next to every boundary too."""
+    rng = np.random.default_rng(words)
+    counts = np.concatenate([[0, 0], rng.zipf(1.2, words).astype(np.float64), [0]])
+    sampler = UnigramSampler(counts, 0.75)
+    cum, total = sampler._cum, sampler._total
+    u = np.concatenate([rng.random(20_000) * total, [0.0, total, np.nextafter(total, 0)], cum,
+                        np.nextafter(cum, 0), np.nextafter(cum, np.inf)])
+    u = u[u <= total]
+    np.testing.assert_array_equal(sampler._ranks(u), np.searchsorted(cum, u, side="right"))
+
+
 def test_sample_other_never_returns_the_same_id():
     counts = _counts()
     sampler = UnigramSampler(counts, 1.0)

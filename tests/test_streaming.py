@@ -53,10 +53,16 @@ def _in_memory(corpus, min_count=1):
     return vocab, everything.subset(np.sort(order[k:])), everything.subset(np.sort(order[:k]))
 
 
-def test_disk_batches_equal_the_in_memory_encoding(corpus):
+@pytest.mark.parametrize("whole_file", [True, False])
+def test_disk_batches_equal_the_in_memory_encoding(corpus, monkeypatch, whole_file):
+    """Batches read from ids.bin (read whole when small, else a `pread` a sentence) equal those
+    of the encoding kept in memory."""
     from auxpretrain.pretraining.batches import BatchMaker
+    from auxpretrain.data import encoded
     from auxpretrain.data.encoded import DiskSentences
 
+    if not whole_file:
+        monkeypatch.setattr(encoded, "MAX_IDS_IN_MEMORY", 0)
     data, _ = _prepare(corpus)
     vocab, train, heldout = _in_memory(corpus)
     assert isinstance(data.train, DiskSentences)
@@ -72,6 +78,7 @@ def test_disk_batches_equal_the_in_memory_encoding(corpus):
             for a, b in zip(data.train.batch(index, max_length), train.batch(index, max_length)):
                 assert a.dtype == b.dtype == np.int32
                 np.testing.assert_array_equal(a, b)
+    assert (data.train._file._all is not None) == whole_file
     # the batches the trainer makes (corruption and context pairs included) are the same too
     config = PretrainConfig(batch_size=16, context_window=2, negatives=3, seed=SEED)
     model = ModelConfig(vocab_size=len(vocab), max_length=20)

@@ -236,7 +236,8 @@ def test_pass_orders_spooled_to_disk_give_the_same_rows_and_batches(corpus, monk
             np.testing.assert_array_equal(row, order[2])
 
 
-def _tables_after(model_config, feeds, context_lr=0.5, partitioner=None, start=None, deterministic=False):
+def _tables_after(model_config, feeds, context_lr=0.5, partitioner=None, start=None, deterministic=False,
+                  shared_tables=False):
     """(the two context tables before, after) one train step per feed, context objective alone;
     the tables start at `start` (two arrays) or at random values (seeded)."""
     import tensorflow as tf
@@ -255,7 +256,7 @@ def _tables_after(model_config, feeds, context_lr=0.5, partitioner=None, start=N
         model = build_pretrain_model(inputs, model_config, {"context": 1.0}, True, seed=0,
                                      partitioner=partitioner, negatives=3)
         op, _ = build_train_op(model, 1e-3, context_lr, 5.0, tf1.train.get_or_create_global_step(), 3,
-                               deterministic)
+                               deterministic, shared_tables)
         tables = [table_parts(t) for t in (model.encoder.embedding_table, model.context_table)]
         with tf1.Session() as sess:
             sess.run(tf1.global_variables_initializer())
@@ -300,8 +301,9 @@ def _zipf_corpus(path, words=5000, lines=1500, seed=0):
 
 def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, monkeypatch):
     """With `deterministic`, a run interrupted after a checkpoint and resumed ends with the
-    bytes of an uninterrupted run. Without it the sparse updates of this corpus add their
-    repeated rows in a varying order: even two uninterrupted runs differ."""
+    bytes of an uninterrupted run. Without it, TensorFlow's sparse updates of this corpus (the
+    context kernel's fallback) add their repeated rows in a varying order: even two
+    uninterrupted runs may differ; the compiled kernel adds them in a fixed order."""
     from auxpretrain.export import load_export
     from auxpretrain.pretraining import run
 

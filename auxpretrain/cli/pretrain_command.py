@@ -49,8 +49,9 @@ def add_pretrain(sub) -> None:
     for name in ("eval_every", "checkpoint_every", "patience"):
         flags.add(p, PretrainConfig, name)
     flags.switch(p, PretrainConfig, "deterministic", "--deterministic", True,
-                 "bit-identical runs and resumes: sum the repeated rows of the sparse updates first "
-                 "(slower steps)")
+                 "bit-identical runs and resumes without the compiled context kernel: sum the repeated "
+                 "rows of the sparse updates first (slower steps; with the kernel, the default, runs "
+                 "are bit-identical anyway)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--wait-for-workers", type=float, default=300.0, metavar="SECONDS",
                    help="cluster runs (TF_CONFIG): how long the chief waits at the end for the other "

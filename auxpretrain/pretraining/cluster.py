@@ -174,8 +174,8 @@ def build_cluster_graph(task: ClusterTask, maker, model_config, config, total_st
             # a worker's batches never run out: the global step ends the job (and a restarted
             # chief may roll it back to its checkpoint while the workers keep going)
             built = build_train_graph(maker, model_config, config, total_steps,
-                                                partitioner=tf1.fixed_size_partitioner(task.num_ps),
-                                                stream_end=2 ** 62)
+                                      partitioner=tf1.fixed_size_partitioner(task.num_ps),
+                                      stream_end=2 ** 62, shared_tables=True)
             with tf1.name_scope("cluster"):
                 stop = tf1.Variable(False, trainable=False, collections=[CONTROL_COLLECTION], name="stop")
                 agreed = tf1.Variable(fingerprint, trainable=False, collections=[CONTROL_COLLECTION],

@@ -11,13 +11,14 @@ import tensorflow as tf
 
 from auxpretrain.config import ModelConfig, PretrainConfig
 from auxpretrain.model.objectives import INPUT_SPECS, build_pretrain_model, context_targets
+from auxpretrain.pretraining import kernels
 from auxpretrain.pretraining.batches import BatchMaker
 
 tf1 = tf.compat.v1
 
 
 def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negatives: int = 5,
-                   deterministic: bool = False):
+                   deterministic: bool = False, shared_tables: bool = False):
     """Adam (clipped) on the non-context objectives; word2vec's SGD on the context windows.
 
     The context objective's passes (`inputs["ctx_*"]`, [passes, sentences, ...]) are SGD
@@ -28,6 +29,11 @@ def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negativ
     `context_windows` give every row's gradient. `deterministic`: each row's deltas are summed
     before they are added (TensorFlow's scatter adds a row's repeats in parallel, in no fixed
     order), so that runs are bit-identical; steps are ~25% slower.
+
+    With the compiled kernel (`kernels.compiled`, the usual case) the updates run in one call
+    on the rows the step touches (`_context_kernel`): the same updates, deterministic at no
+    cost. `shared_tables`: other processes update the tables at the same time (workers of a
+    cluster): the rows' changes are then added, not the rows overwritten.
 
     -> (train op, the context loss per pair over the step as each update saw it before
     applying, or None without the context objective)."""
@@ -53,7 +59,10 @@ def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negativ
             writes_table = any(v is t for v in adam_vars for t in tables)
             after = sentence_ops if writes_table else sentence_grads
             with tf.control_dependencies(after):
-                loop, context_loss = _context_loop(model, context_lr, negatives, deterministic)
+                if kernels.compiled is not None:
+                    loop, context_loss = _context_kernel(model, context_lr, negatives, not shared_tables)
+                else:
+                    loop, context_loss = _context_loop(model, context_lr, negatives, deterministic)
             context_ops.append(loop)
         with tf.control_dependencies(sentence_ops + context_ops):
             return tf1.assign_add(global_step, 1), context_loss
@@ -86,9 +95,9 @@ def _context_loop(model, context_lr, negatives: int, deterministic: bool):
         d_in = tf.matmul(step, outputs_i)  # [B, i, d]: each word's input-vector update
         d_out = tf.matmul(step, inputs_i, transpose_a=True)  # [B, P + w, d]: output vectors'
         # the rows of words, not of padding (a scatter costs per row, zeros included)
-        update = _add_rows([(table, tf.boolean_mask(rows, rows > 0), tf.boolean_mask(delta, rows > 0))
+        update = _write_rows([(table, tf.boolean_mask(rows, rows > 0), tf.boolean_mask(delta, rows > 0))
                             for table, rows, delta in ((embedding, ids_i, d_in), (output, output_ids_i, d_out))],
-                           deterministic)
+                             deterministic=deterministic)
         # the pairs' loss as the update saw it: -log of the probability of the right label
         right = tf.abs(probability - 1.0 + labels_i)
         with tf.control_dependencies([update]):  # the next pass reads what this one wrote
@@ -99,10 +108,51 @@ def _context_loop(model, context_lr, negatives: int, deterministic: bool):
     return loss.op, loss / tf.maximum(pairs, 1.0)
 
 
-def _add_rows(updates, deterministic: bool = False):
-    """One op adding each (table, row ids, deltas) of `updates` to its rows (duplicate ids add
-    up, in a fixed order when `deterministic`); a partitioned table gets one scatter per part
-    (rows split as its parts hold them)."""
+def _context_kernel(model, context_lr, negatives: int, exclusive: bool, threads: Optional[int] = None):
+    """The same updates as `_context_loop`, by the compiled kernel (`kernels.sgd_passes`): the
+    rows the step touches are gathered once, updated pass after pass in one call, and written
+    back once. `exclusive`: nothing else writes the tables meanwhile, so the rows are
+    overwritten (a copy, the cheapest write); else (workers sharing tables on parameter
+    servers) their changes are added. Each row is written once and the kernel adds its deltas
+    in a fixed order: the result is deterministic. -> (update op, loss per pair)."""
+    inputs = model.inputs
+    ids, reach, noise = (inputs[name] for name in ("ctx_ids", "ctx_reach", "ctx_negatives"))
+    embedding, output = model.encoder.embedding_table, model.context_table
+    vocab_size = sum(int(part.shape[0]) for part in table_parts(embedding))
+    in_rows, in_index, out_rows, out_index = tf.numpy_function(
+        lambda ids, noise: kernels.block_indices(ids, noise, vocab_size), [ids, noise], [tf.int32] * 4,
+        stateful=False, name="context_rows")
+    in_rows.set_shape([None])
+    out_rows.set_shape([None])
+    in_block = tf.nn.embedding_lookup(embedding, in_rows)
+    out_block = tf.nn.embedding_lookup(output, out_rows)
+    scale = tf.cast(-context_lr * model.context_weight, tf.float32)
+    threads = threads or kernels.default_threads()
+    scratch = kernels.Scratch()
+
+    def run(in_block, out_block, ids, reach, in_index, out_index, scale):
+        return kernels.sgd_passes(in_block, out_block, ids, reach, in_index, out_index, scale, negatives,
+                                  threads, deltas=not exclusive, scratch=scratch)
+
+    new_in, new_out, loss, pairs = tf.numpy_function(
+        run, [in_block, out_block, ids, reach, in_index, out_index, scale],
+        [tf.float32, tf.float32, tf.float32, tf.float32], stateful=True, name="context_kernel")
+    new_in.set_shape(in_block.shape)
+    new_out.set_shape(out_block.shape)
+    writes = [(embedding, in_rows, new_in), (output, out_rows, new_out)]
+    if exclusive:  # the PAD row (id 0) is written back as it was read
+        update = _write_rows(writes, "scatter_update")
+    else:  # the PAD row is never written
+        update = _write_rows([(table, tf.boolean_mask(rows, rows > 0), tf.boolean_mask(delta, rows > 0))
+                              for table, rows, delta in writes])
+    return update, loss / tf.maximum(pairs, 1.0)
+
+
+def _write_rows(updates, method: str = "scatter_add", deterministic: bool = False):
+    """One op writing each (table, row ids, values) of `updates` to its rows with the
+    variable's `method`: "scatter_add" adds the values (duplicate ids add up, in a fixed order
+    when `deterministic`), "scatter_update" sets them (ids distinct); a partitioned table gets
+    one scatter per part (rows split as its parts hold them)."""
     ops = []
     for table, ids, deltas in updates:
         if deterministic:  # one delta a row: TensorFlow's scatter adds repeated rows in no fixed order
@@ -110,7 +160,7 @@ def _add_rows(updates, deterministic: bool = False):
             deltas = tf.math.unsorted_segment_sum(deltas, where, tf.shape(ids)[0])
         parts = table_parts(table)
         if len(parts) == 1:
-            ops.append(parts[0].scatter_add(tf.IndexedSlices(deltas, ids)))
+            ops.append(getattr(parts[0], method)(tf.IndexedSlices(deltas, ids)))
             continue
         sizes = [int(part.shape[0]) for part in parts]
         bounds = tf.constant(np.cumsum(sizes)[:-1], tf.int32)
@@ -118,7 +168,7 @@ def _add_rows(updates, deterministic: bool = False):
         local = ids - tf.gather(tf.constant(np.concatenate([[0], np.cumsum(sizes)[:-1]]), tf.int32), which)
         for part, part_ids, part_deltas in zip(parts, tf.dynamic_partition(local, which, len(parts)),
                                                tf.dynamic_partition(deltas, which, len(parts))):
-            ops.append(part.scatter_add(tf.IndexedSlices(part_deltas, part_ids)))
+            ops.append(getattr(part, method)(tf.IndexedSlices(part_deltas, part_ids)))
     return tf.group(*ops)
 
 
@@ -131,12 +181,14 @@ TrainGraph = collections.namedtuple(
                    "train_op", "total_loss", "summary_op"])
 
 def build_train_graph(maker: BatchMaker, model_config: ModelConfig, config: PretrainConfig,
-                       total_steps: int, partitioner=None, stream_end: Optional[int] = None) -> TrainGraph:
+                       total_steps: int, partitioner=None, stream_end: Optional[int] = None,
+                       shared_tables: bool = False) -> TrainGraph:
     """Builds in the current graph: the global step; an iterator over the batches of
     `maker.stream(start, stream_end or total_steps)` (feed `start_step` when running
     `iterator.initializer`); `inputs` (name -> tensor, feedable with held-out batches); the
     model, its two [vocab, dim] tables split by `partitioner` if given; the learning-rate
-    schedule (over `total_steps`), train op, summaries."""
+    schedule (over `total_steps`), train op, summaries. `shared_tables`: other workers train
+    the same tables at the same time (`build_train_op`)."""
     global_step = tf1.train.get_or_create_global_step()
     start_step = tf1.placeholder_with_default(tf.constant(0, tf.int64), [], name="start_step")
     dataset = tf.data.Dataset.from_generator(
@@ -159,7 +211,7 @@ def build_train_graph(maker: BatchMaker, model_config: ModelConfig, config: Pret
         tf.maximum(0.0, (total_steps - step_f) / max(total_steps - warm, 1.0)))
     decay = tf.maximum(1e-4, 1.0 - step_f / float(total_steps))
     train_op, context_loss = build_train_op(model, lr, config.context_learning_rate * decay, config.clip_norm,
-                                            global_step, config.negatives, config.deterministic)
+                                            global_step, config.negatives, config.deterministic, shared_tables)
     # the training losses: the context loss as the train op computed it (not once more)
     losses = dict(model.losses, **({"context": context_loss} if context_loss is not None else {}))
     total_loss = tf.add_n([config.objectives[k] * v for k, v in sorted(losses.items())])

@@ -34,7 +34,7 @@ from auxpretrain.data.vocab import Vocabulary
 from auxpretrain.errors import ConfigError
 from auxpretrain.files import atomic_write_json
 from auxpretrain.model.variables import TRANSFERABLE_VARIABLES, strip_suffix
-from auxpretrain.pretraining import evaluation
+from auxpretrain.pretraining import evaluation, kernels
 from auxpretrain.pretraining.batches import BatchMaker
 from auxpretrain.pretraining.graph import build_train_graph
 from auxpretrain.pretraining.profiling import performance
@@ -122,7 +122,9 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
             + ", ".join(f"{k}={v:g}" for k, v in config.objectives.items())
             + f"; {maker.batches_per_epoch} steps per epoch"
             + (f"; context pairs from {config.context_passes} passes per epoch"
-               if maker.want_context and config.context_passes > 1 else ""))
+               if maker.want_context and config.context_passes > 1 else "")
+            + (f"; context updates in TensorFlow ops, slower: {kernels.why_not_compiled}"
+               if maker.want_context and kernels.compiled is None else ""))
         bar = None
         if progress:
             from tqdm import tqdm
