@@ -55,6 +55,10 @@ class CorruptedBatch(collections.namedtuple("CorruptedBatch", "bad ok op positio
     __slots__ = ()
 
 
+# draws at least this large use UnigramSampler's guide table
+GUIDE_MIN_DRAWS = 16384
+
+
 class UnigramSampler:
     """Draws word ids from counts ** alpha with a cumulative table + searchsorted, sped up by
     a guide table (the same draws).
@@ -88,14 +92,14 @@ class UnigramSampler:
         self._cum = cum
         self._total = float(cum[-1])
         self._last = self.num_drawable - 1  # rank of the last drawable word
-        self._build_guide()
+        self._guide_lo = self._guide_hi = None  # built at the first large draw (`_ranks`)
         self._build_bands(counts * drawable, num_bands)
 
     def _build_guide(self) -> None:
         """The guide table of `_ranks`: [0, total) cut into about 16 intervals a drawable word
-        (at most 2M), and for each the range of `searchsorted(cum, u, "right")` over its u,
-        with a margin far above float64 rounding. An interval inside one word's mass knows its
-        rank; at most one in 16 holds a boundary between words."""
+        (at most 2M: 16 MB), and for each the range of `searchsorted(cum, u, "right")` over its
+        u, with a margin far above float64 rounding. An interval inside one word's mass knows
+        its rank; at most one in 16 holds a boundary between words."""
         buckets = 1 << min(max(int(16 * self.num_drawable - 1).bit_length(), 4), 21)
         edges = np.arange(buckets + 1, dtype=np.float64) * (self._total / buckets)
         self._guide_scale = buckets / self._total
@@ -104,7 +108,14 @@ class UnigramSampler:
 
     def _ranks(self, u: np.ndarray) -> np.ndarray:
         """np.searchsorted(cum, u, side="right") for u in [0, total] (float64 [n]), the same
-        values: the guide table's answer where it knows it, a binary search elsewhere."""
+        values. A draw of GUIDE_MIN_DRAWS or more (the context objective's noise words: ~50k a
+        pretraining batch) looks most of them up in the guide table, built then (~20 ms on the
+        demo vocabulary: 0.5 ms against 4.6 ms for 53,760 draws), and binary-searches the
+        rest; smaller ones (the corruptor's) search."""
+        if u.size < GUIDE_MIN_DRAWS:
+            return np.searchsorted(self._cum, u, side="right")
+        if self._guide_lo is None:
+            self._build_guide()
         bucket = np.minimum((u * self._guide_scale).astype(np.int64), len(self._guide_lo) - 1)
         k = self._guide_lo[bucket].astype(np.int64)
         unsure = np.flatnonzero(k != self._guide_hi[bucket])
