@@ -9,9 +9,13 @@
  * TensorFlow's gather and scatter-add (~70 and ~200 ns a row of 128 floats), and the
  * products run on a sentence at a time, whose rows stay in the cache.
  *
- * The deltas of a pass are added in a fixed order (sentence after sentence), so the result
- * does not depend on the number of threads: the sentences of a pass are split over `threads`
- * POSIX threads for the scores and deltas, and the additions run on one.
+ * `threads` POSIX threads claim a pass's sentences as they come (scores and deltas, each
+ * sentence's deltas in a place of their own), then parts of the rows (r % 16), whose deltas
+ * they add sentence after sentence, word after word: every row gets its deltas in the same
+ * order whatever the number of threads, so the result does not depend on it. Scratch rows are
+ * padded to a multiple of 8 floats, so any dimension works.
+ *
+ * rows_of numbers the distinct ids of a step (the rows to gather), ascending.
  *
  * The module uses only the Python C API (no NumPy headers): arrays come in as buffers.
  */
@@ -47,9 +51,9 @@ typedef struct {
 typedef struct {
     const Problem *p;
     Py_ssize_t first, last;      /* sentences [first, last) of the whole batch */
-    float *in_delta, *out_delta; /* per sentence: [T, dim] and [P + T, dim] */
-    float *scores;               /* [2, T, P + T rounded up to 8] scratch: scores, weights */
-    float *rows;                 /* [T + P + T, dim] scratch: a sentence's rows, copied */
+    float *in_delta, *out_delta; /* per sentence: [T, padded(dim)] and [P + T, padded(dim)] */
+    float *scores;               /* [2, T, padded(P + T)] scratch: scores, weights */
+    float *rows;                 /* [T + P + T, padded(dim)] scratch: a sentence's rows, copied */
     double loss, pairs;
 } Work;
 
@@ -275,9 +279,10 @@ static inline __attribute__((always_inline)) void prefetch_rows(const Problem *p
 }
 
 /* Scores and deltas of sentences [first, last): the deltas of sentence s go to
- * in_delta + (s - first) * T * dim and out_delta + (s - first) * (P + T) * dim. The rows are
- * copied next to each other first (x: [n, D], o: [P + n, D]), so that the products run on
- * cached, contiguous rows. */
+ * in_delta + (s - first) * T * W and out_delta + (s - first) * (P + T) * W (W = padded(dim)).
+ * The rows are copied next to each other first (x: [n, W], o: [P + n, W]), so that the
+ * products run on cached, contiguous rows. A sentence of fewer than 2 words has no pair and
+ * writes nothing. */
 HOT static void sentence_deltas(Work *w) {
     const Problem *p = w->p;
     const Py_ssize_t T = p->width, P = p->pool, D = p->dim, W = padded(D), C = P + T;
@@ -361,7 +366,7 @@ typedef struct {
     const Problem *p;
     Py_ssize_t passes;
     int threads;
-    float *in_delta, *out_delta;  /* a pass's: [B, T, dim], [B, P + T, dim] */
+    float *in_delta, *out_delta;  /* a pass's: [B, T, padded(dim)], [B, P + T, padded(dim)] */
     double *loss, *pairs;         /* per sentence of a pass */
     Py_ssize_t *words;            /* per sentence of a pass: its words */
     float *scores, *rows;         /* scratch, per thread */
