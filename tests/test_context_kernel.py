@@ -11,10 +11,15 @@ import pytest
 
 from auxpretrain.pretraining import graph, kernels
 
+from conftest import make_tiny_corpus
 from test_training import _maker, _tables_after
-from test_training import corpus  # noqa: F401 (the fixture)
 
 needs_kernel = pytest.mark.skipif(kernels.compiled is None, reason="the C extension is not built")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return str(make_tiny_corpus(tmp_path_factory.mktemp("c") / "c.txt", lines=200))
 
 
 def reference(inputs, outputs, ids, reach, noise, scale, negatives):
@@ -122,7 +127,7 @@ def test_bad_inputs_raise_instead_of_writing_outside_the_blocks():
 
 @needs_kernel
 @pytest.mark.parametrize("shared_tables", [False, True])
-def test_train_op_with_the_kernel_equals_the_tensorflow_loop(corpus, monkeypatch, shared_tables):  # noqa: F811
+def test_train_op_with_the_kernel_equals_the_tensorflow_loop(corpus, monkeypatch, shared_tables):
     """Whole train steps (3 passes each) give the same tables with the kernel and with the
     TensorFlow loop (`AUXPRETRAIN_PURE_PYTHON=1`, or no C compiler), overwriting the rows or
     adding their changes (workers sharing tables), up to TensorFlow's approximate sigmoid; the
