@@ -14,29 +14,16 @@ from __future__ import annotations
 
 import os
 import sys
-from types import ModuleType
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
+
+from auxpretrain.data.speedups import load_compiled
 
 ABI_VERSION = 1  # ccontext.c's ABI_VERSION this code was written for
 MAX_THREADS = 8
 
-
-def _load() -> Tuple[Optional[ModuleType], str]:
-    """(the extension or None, why it is None)."""
-    if os.environ.get("AUXPRETRAIN_PURE_PYTHON", "") not in ("", "0"):
-        return None, "AUXPRETRAIN_PURE_PYTHON is set"
-    try:
-        from auxpretrain.pretraining import ccontext
-    except ImportError:
-        return None, "the C extension was not built at install (reinstall with a C compiler)"
-    if getattr(ccontext, "ABI_VERSION", None) != ABI_VERSION:
-        return None, "the C extension was built from another version (reinstall the package)"
-    return ccontext, ""
-
-
-compiled, why_not_compiled = _load()
+compiled, why_not_compiled = load_compiled("auxpretrain.pretraining.ccontext", ABI_VERSION)
 
 
 def default_threads() -> int:
