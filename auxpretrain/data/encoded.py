@@ -117,8 +117,8 @@ class DiskSentences:
     sentence. `batch` reads only its rows, one `os.pread` each: nothing is memory-mapped (every
     mapped page an epoch touches would count as resident), so resident memory does not grow
     with the corpus; the page cache keeps a hot file fast. A file of at most
-    MAX_IDS_IN_MEMORY bytes is read whole at the first batch instead (the same rows). Same interface as EncodedSentences;
-    `subset` is a view over the same file (no id is copied).
+    MAX_IDS_IN_MEMORY bytes is read whole at the first batch instead (the same rows). Same
+    interface as EncodedSentences; `subset` is a view over the same file (no id is copied).
     """
 
     def __init__(self, ids_file: _IdsFile, starts: np.ndarray, lengths: np.ndarray):

@@ -28,7 +28,8 @@ def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negativ
     rows directly (no optimizer, no tf.gradients): the two batched products of
     `context_windows` give every row's gradient. `deterministic`: each row's deltas are summed
     before they are added (TensorFlow's scatter adds a row's repeats in parallel, in no fixed
-    order), so that runs are bit-identical; steps are ~25% slower.
+    order), so that runs are bit-identical; steps are ~25% slower. That is the TensorFlow loop
+    (`_context_loop`), the fallback.
 
     With the compiled kernel (`kernels.compiled`, the usual case) the updates run in one call
     on the rows the step touches (`_context_kernel`): the same updates, deterministic at no
@@ -96,7 +97,7 @@ def _context_loop(model, context_lr, negatives: int, deterministic: bool):
         d_out = tf.matmul(step, inputs_i, transpose_a=True)  # [B, P + w, d]: output vectors'
         # the rows of words, not of padding (a scatter costs per row, zeros included)
         update = _write_rows([(table, tf.boolean_mask(rows, rows > 0), tf.boolean_mask(delta, rows > 0))
-                            for table, rows, delta in ((embedding, ids_i, d_in), (output, output_ids_i, d_out))],
+                              for table, rows, delta in ((embedding, ids_i, d_in), (output, output_ids_i, d_out))],
                              deterministic=deterministic)
         # the pairs' loss as the update saw it: -log of the probability of the right label
         right = tf.abs(probability - 1.0 + labels_i)
