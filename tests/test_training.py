@@ -299,13 +299,19 @@ def _zipf_corpus(path, words=5000, lines=1500, seed=0):
     return str(path)
 
 
-def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kernel", [True, False])
+def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, monkeypatch, kernel):
     """With `deterministic`, a run interrupted after a checkpoint and resumed ends with the
     bytes of an uninterrupted run. Without it, TensorFlow's sparse updates of this corpus (the
     context kernel's fallback) add their repeated rows in a varying order: even two
     uninterrupted runs may differ; the compiled kernel adds them in a fixed order."""
     from auxpretrain.export import load_export
-    from auxpretrain.pretraining import run
+    from auxpretrain.pretraining import kernels, run
+
+    if not kernel:
+        monkeypatch.setattr(kernels, "compiled", None)
+    elif kernels.compiled is None:
+        pytest.skip("the C extension is not built")
 
     corpus = _zipf_corpus(tmp_path / "zipf.txt")
     config = _config(batch_size=128, context_window=8, negatives=5, max_steps=24, eval_every=24, checkpoint_every=4,
@@ -331,10 +337,14 @@ def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, monkey
     c = interrupted_and_resumed(tmp_path / "c", config)
     for name in a:
         np.testing.assert_array_equal(a[name], c[name], err_msg=name)
-    # without it (the default), what docs/cli.md promises: the same run up to float rounding
+    # without it (the default), what docs/cli.md promises: with the kernel the same bytes, with
+    # the TensorFlow loop the same run up to float rounding
     d = interrupted_and_resumed(tmp_path / "d", dataclasses.replace(config, deterministic=False))
     for name in a:
-        np.testing.assert_allclose(a[name], d[name], rtol=1e-3, atol=1e-4, err_msg=name)
+        if kernel:
+            np.testing.assert_array_equal(a[name], d[name], err_msg=name)
+        else:
+            np.testing.assert_allclose(a[name], d[name], rtol=1e-3, atol=1e-4, err_msg=name)
 
 
 def test_context_update_is_minus_lr_times_the_loss_gradient_on_sharded_tables_too(corpus):
@@ -374,11 +384,19 @@ def test_context_update_is_minus_lr_times_the_loss_gradient_on_sharded_tables_to
         np.testing.assert_allclose(a, s, rtol=1e-5, atol=1e-6)
 
 
-def test_deterministic_updates_are_the_same_updates(corpus):
-    """--deterministic sums each row's deltas before adding them: the same update (to float
-    rounding), and two runs give the same bits."""
+@pytest.mark.parametrize("kernel", [False, True])
+def test_deterministic_updates_are_the_same_updates(corpus, monkeypatch, kernel):
+    """--deterministic makes the TensorFlow loop (the compiled kernel's fallback) sum each row's
+    deltas before adding them: the same update (to float rounding), and two runs give the same
+    bits. The kernel always adds them in a fixed order."""
     import tensorflow as tf
 
+    from auxpretrain.pretraining import kernels
+
+    if not kernel:
+        monkeypatch.setattr(kernels, "compiled", None)
+    elif kernels.compiled is None:
+        pytest.skip("the C extension is not built")
     maker, model_config, _ = _maker(corpus, context_passes=2, subsample=0.0, noise_pool=23)
     batch = dict(zip(__import__("auxpretrain.model.objectives", fromlist=["INPUT_SPECS"]).INPUT_SPECS,
                      next(maker.stream(0, 1))))
