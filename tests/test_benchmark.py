@@ -19,7 +19,7 @@ from benchmarks.tables import format_objectives, format_speed, format_table, hea
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = ("benchmark", "scaling", "corruption_speed", "probe_embeddings", "determinism", "word_vectors", "levers",
-            "probe_layers")
+            "probe_layers", "context_kernel")
 
 
 FULL = 9749
@@ -208,6 +208,22 @@ def test_command_help(command):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith(f"usage: python -m benchmarks.{command} ")
+
+
+def test_context_kernel_benchmark_times_both_graphs_from_the_same_tables(tmp_path):
+    """benchmarks.context_kernel on the tiny corpus: both graphs timed; their tables agree."""
+    from auxpretrain.config import CorpusConfig
+    from auxpretrain.pretraining import kernels
+    from benchmarks.context_kernel import measure
+    from conftest import PRETRAIN_MODEL, make_tiny_corpus, pretrain_config
+
+    if kernels.compiled is None:
+        pytest.skip("the C extension is not built")
+    corpus = str(make_tiny_corpus(tmp_path / "c.txt", lines=200))
+    result = measure([corpus], batches=3, rounds=2, config=pretrain_config(objectives={"context": 1.0}),
+                     model=PRETRAIN_MODEL, corpus_config=CorpusConfig(min_count=1))
+    assert len(result["kernel"]) == len(result["loop"]) == 2 and result["ratio"] > 0
+    assert result["max_difference"] < 1e-3
 
 
 def test_determinism_benchmark_times_both_modes(tmp_path):
