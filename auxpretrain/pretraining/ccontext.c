@@ -50,11 +50,12 @@ typedef struct {
 
 typedef struct {
     const Problem *p;
-    Py_ssize_t first, last;      /* sentences [first, last) of the whole batch */
-    float *in_delta, *out_delta; /* per sentence: [T, padded(dim)] and [P + T, padded(dim)] */
+    Py_ssize_t s;                /* the sentence, of the whole batch */
+    float *in_delta, *out_delta; /* its deltas' place: [T, padded(dim)] and [P + T, padded(dim)] */
     float *scores;               /* [2, T, padded(P + T)] scratch: scores, weights */
     float *rows;                 /* [T + P + T, padded(dim)] scratch: a sentence's rows, copied */
-    double loss, pairs;
+    double loss, pairs;          /* out: its summed pair losses and its pairs */
+    Py_ssize_t words;            /* out: its words */
 } Work;
 
 /* the number of words of sentence s (kept words are left-aligned, padding has reach 0) */
@@ -278,55 +279,51 @@ static inline __attribute__((always_inline)) void prefetch_rows(const Problem *p
 #endif
 }
 
-/* Scores and deltas of sentences [first, last): the deltas of sentence s go to
- * in_delta + (s - first) * T * W and out_delta + (s - first) * (P + T) * W (W = padded(dim)).
- * The rows are copied next to each other first (x: [n, W], o: [P + n, W]), so that the
- * products run on cached, contiguous rows. A sentence of fewer than 2 words has no pair and
- * writes nothing. */
+/* Scores and deltas of sentence w->s, to w->in_delta and w->out_delta (rows of W =
+ * padded(dim) floats). The rows are copied next to each other first (x: [n, W], o: [P + n, W]),
+ * so that the products run on cached, contiguous rows. A sentence of fewer than 2 words has no
+ * pair and writes no delta. */
 HOT static void sentence_deltas(Work *w) {
     const Problem *p = w->p;
     const Py_ssize_t T = p->width, P = p->pool, D = p->dim, W = padded(D), C = P + T;
-    float *x = w->rows, *o = w->rows + T * W;
-    for (Py_ssize_t s = w->first; s < w->last; s++) {
-        float *din = w->in_delta + (s - w->first) * T * W;
-        float *dout = w->out_delta + (s - w->first) * C * W;
-        Py_ssize_t n = words_of(p, s), c = P + n;
-        if (n < 2)
-            continue;  /* no pair */
-        const int32_t *ii = p->in_index + s * T, *oi = p->out_index + s * C, *reach = p->reach + s * T;
-        for (Py_ssize_t i = 0; i < n; i++)
-            copy_row(p->in_rows + (Py_ssize_t)ii[i] * D, x + i * W, D);
-        for (Py_ssize_t j = 0; j < c; j++)
-            copy_row(p->out_rows + (Py_ssize_t)oi[j] * D, o + j * W, D);
-        prefetch_rows(p, s + 1);  /* likely this thread's next: its rows load while this one runs */
-        /* rows of scores and of their weights, 8-aligned: padded with weight 0 */
-        Py_ssize_t stride = padded(c);
-        float *score = w->scores, *weight = w->scores + T * stride;
-        products(x, o, n, c, W, score, stride);
-        for (Py_ssize_t i = 0; i < n; i++) {
-            /* the real pairs of input i: targets j != i with |i - j| <= reach[j] */
-            float *wrow = weight + i * stride;
-            int uses = 0;
-            for (Py_ssize_t j = 0; j < n; j++) {
-                Py_ssize_t distance = i > j ? i - j : j - i;
-                int real = distance > 0 && distance <= reach[j];
-                wrow[P + j] = real ? 1.0f : 0.0f;
-                uses += real;
-            }
-            float noise_weight = (float)uses * p->noise_per_use;
-            for (Py_ssize_t j = 0; j < P; j++)
-                wrow[j] = noise_weight;
-            for (Py_ssize_t j = c; j < stride; j++) {
-                wrow[j] = 0.0f;
-                score[i * stride + j] = 0.0f;
-            }
-            w->pairs += uses;
-            w->loss += steps(score + i * stride, wrow, stride, P, p->scale);
+    float *x = w->rows, *o = w->rows + T * W, *din = w->in_delta, *dout = w->out_delta;
+    const Py_ssize_t s = w->s, n = words_of(p, s), c = P + n;
+    w->words = n;
+    if (n < 2)
+        return;  /* no pair */
+    const int32_t *ii = p->in_index + s * T, *oi = p->out_index + s * C, *reach = p->reach + s * T;
+    for (Py_ssize_t i = 0; i < n; i++)
+        copy_row(p->in_rows + (Py_ssize_t)ii[i] * D, x + i * W, D);
+    for (Py_ssize_t j = 0; j < c; j++)
+        copy_row(p->out_rows + (Py_ssize_t)oi[j] * D, o + j * W, D);
+    prefetch_rows(p, s + 1);  /* likely this thread's next: its rows load while this one runs */
+    /* rows of scores and of their weights, 8-aligned: padded with weight 0 */
+    Py_ssize_t stride = padded(c);
+    float *score = w->scores, *weight = w->scores + T * stride;
+    products(x, o, n, c, W, score, stride);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        /* the real pairs of input i: targets j != i with |i - j| <= reach[j] */
+        float *wrow = weight + i * stride;
+        int uses = 0;
+        for (Py_ssize_t j = 0; j < n; j++) {
+            Py_ssize_t distance = i > j ? i - j : j - i;
+            int real = distance > 0 && distance <= reach[j];
+            wrow[P + j] = real ? 1.0f : 0.0f;
+            uses += real;
         }
-        /* d in_i = sum_j step_ij out_j; d out_j = sum_i step_ij in_i */
-        combine(score, stride, 1, o, n, c, W, din);
-        combine(score, 1, stride, x, c, n, W, dout);
+        float noise_weight = (float)uses * p->noise_per_use;
+        for (Py_ssize_t j = 0; j < P; j++)
+            wrow[j] = noise_weight;
+        for (Py_ssize_t j = c; j < stride; j++) {
+            wrow[j] = 0.0f;
+            score[i * stride + j] = 0.0f;
+        }
+        w->pairs += uses;
+        w->loss += steps(score + i * stride, wrow, stride, P, p->scale);
     }
+    /* d in_i = sum_j step_ij out_j; d out_j = sum_i step_ij in_i */
+    combine(score, stride, 1, o, n, c, W, din);
+    combine(score, 1, stride, x, c, n, W, dout);
 }
 
 static inline __attribute__((always_inline)) void add_row(const float *delta, float *row, Py_ssize_t D) {
@@ -451,12 +448,12 @@ static void *run_part(void *arg) {
     for (Py_ssize_t pass = 0; pass < r->passes; pass++) {
         Py_ssize_t s;
         while ((s = claim(r, &r->next[2 * pass])) < B) {
-            Work w = {p, pass * B + s, pass * B + s + 1, r->in_delta + s * T * W, r->out_delta + s * C * W,
-                      r->scores + me->part * 2 * T * padded(C), r->rows + me->part * (T + C) * W, 0, 0};
+            Work w = {p, pass * B + s, r->in_delta + s * T * W, r->out_delta + s * C * W,
+                      r->scores + me->part * 2 * T * padded(C), r->rows + me->part * (T + C) * W, 0, 0, 0};
             sentence_deltas(&w);
             r->loss[s] = w.loss;
             r->pairs[s] = w.pairs;
-            r->words[s] = words_of(p, pass * B + s);
+            r->words[s] = w.words;
         }
         barrier(r);
         Py_ssize_t part;
@@ -663,7 +660,7 @@ done:
 
 PyDoc_STRVAR(rows_of_doc,
 "rows_of(ids, vocab_size, rows, index) -> count\n\n"
-"The distinct ids of int32 ids (any shape, each in [0, vocab_size)), ascending, into\n"
+"The distinct ids of int32 ids (1-d, each in [0, vocab_size)), ascending, into\n"
 "rows[:count], and each id's position among them into index (int32, ids' size).");
 
 static PyObject *rows_of(PyObject *self, PyObject *args) {
@@ -675,19 +672,9 @@ static PyObject *rows_of(PyObject *self, PyObject *args) {
     int got = 0;
     PyObject *result = NULL;
     static const char *names[3] = {"ids", "rows", "index"};
-    for (; got < 3; got++) {
-        if (PyObject_GetBuffer(objs[got], &views[got],
-                               PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (got ? PyBUF_WRITABLE : 0)) < 0)
+    for (; got < 3; got++)
+        if (get_buffer(objs[got], &views[got], got > 0, "i", 1, names[got]) < 0)
             goto done;
-        const char *f = views[got].format;
-        if (f[0] == '<' || f[0] == '=' || f[0] == '@')
-            f++;
-        if (views[got].itemsize != 4 || strcmp(f, "i") != 0) {
-            PyErr_Format(PyExc_ValueError, "rows_of: %s must be an int32 buffer", names[got]);
-            PyBuffer_Release(&views[got]);
-            goto done;
-        }
-    }
     Py_ssize_t count = views[0].len / 4;
     if (views[2].len / 4 != count || vocab < 1) {
         PyErr_SetString(PyExc_ValueError, "rows_of: index must have the size of ids");
