@@ -46,6 +46,18 @@ _READ_BLOCK = 1 << 22  # bytes read at a time when checking ids.bin
 # `pread` a sentence: ~2.5 ms a pretraining batch on the demo corpus); larger ones stay on disk.
 MAX_IDS_IN_MEMORY = 64 << 20
 
+
+def _padded_rows(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """int32 [len(starts), T]: row r is ids[starts[r]:][:lengths[r]], 0-padded (T = the
+    longest, at least 1)."""
+    width = max(int(lengths.max()) if len(lengths) else 1, 1)
+    out = np.zeros((len(lengths), width), dtype=np.int32)
+    pos = np.arange(width)
+    mask = pos[None, :] < lengths[:, None]
+    out[mask] = ids[(starts[:, None] + pos[None, :])[mask]]
+    return out
+
+
 @dataclasses.dataclass
 class EncodedSentences:
     """Sentences in memory: one flat int32 id array plus offsets (4 bytes a token). Used for
@@ -77,12 +89,7 @@ class EncodedSentences:
         index = np.asarray(index, dtype=np.int64)
         starts = self.offsets[index]
         lengths = np.minimum(self.offsets[index + 1] - starts, max_length).astype(np.int32)
-        width = max(int(lengths.max()) if len(index) else 1, 1)
-        out = np.zeros((len(index), width), dtype=np.int32)
-        pos = np.arange(width)
-        mask = pos[None, :] < lengths[:, None]
-        out[mask] = self.ids[(starts[:, None] + pos[None, :])[mask]]
-        return out, lengths
+        return _padded_rows(self.ids, starts, lengths), lengths
 
 class _IdsFile:
     """An open file of little-endian int32 ids, shared by the DiskSentences views over it;
@@ -149,13 +156,10 @@ class DiskSentences:
         """-> ids int32 [len(index), T] 0-padded (T = longest, capped), lengths int32."""
         index = np.asarray(index, dtype=np.int64)
         lengths = np.minimum(self._lengths[index], max_length).astype(np.int32)
-        width = max(int(lengths.max()) if len(index) else 1, 1)
-        out = np.zeros((len(index), width), dtype=np.int32)
         ids = self._file.in_memory()
         if ids is not None:
-            mask = np.arange(width)[None, :] < lengths[:, None]
-            out[mask] = ids[(self.starts[index][:, None] + np.arange(width)[None, :])[mask]]
-            return out, lengths
+            return _padded_rows(ids, self.starts[index], lengths), lengths
+        out = np.zeros((len(index), max(int(lengths.max()) if len(index) else 1, 1)), dtype=np.int32)
         read = self._file.read
         for row, (start, n) in enumerate(zip(self.starts[index].tolist(), lengths.tolist())):
             out[row, :n] = read(start, n)
