@@ -1,6 +1,7 @@
-"""The compiled context kernel (auxpretrain/pretraining/ccontext.c): the same updates as the
-TensorFlow loop it replaces and as a float64 reference, for any dimension and number of
-threads; the same bits whatever the threads; its inputs checked; and CI builds it."""
+"""The compiled context kernel (auxpretrain/pretraining/ccontext.c) and the TensorFlow op that runs
+it in place (auxpretrain/pretraining/context_op.cc): the same updates as the TensorFlow loop
+they replace and as a float64 reference, for any dimension and number of threads; the same bits
+whatever the threads and between the two; their inputs checked; and CI builds both."""
 
 import os
 import subprocess
@@ -9,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from auxpretrain.pretraining import graph, kernels
+from auxpretrain.pretraining import context_op, graph, kernels
 
 from conftest import make_tiny_corpus
 from test_training import _maker, _tables_after
@@ -153,3 +154,79 @@ def test_the_environment_variable_turns_the_kernel_off():
     env = dict(os.environ, AUXPRETRAIN_PURE_PYTHON="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True AUXPRETRAIN_PURE_PYTHON is set"
+
+
+# the TensorFlow op updating the tables in place (auxpretrain/pretraining/context_op.cc)
+
+def _op_or_skip():
+    op, why = context_op.load()
+    if op is None:
+        pytest.skip(f"the context op is not available: {why}")
+    return op
+
+
+def test_the_in_place_op_gives_the_kernels_bytes(corpus, monkeypatch):
+    """Train steps through the op (on the variables' memory) and through the compiled kernel on
+    gathered rows give the same bytes: the same updates in the same order."""
+    _op_or_skip()
+    if kernels.compiled is None:
+        pytest.skip("the C extension is not built")
+    maker, model_config, _ = _maker(corpus, context_passes=3, subsample=0.0)
+    feeds = [dict(zip(graph.INPUT_SPECS, b)) for b in maker.stream(0, 3)]
+    start, with_op = _tables_after(model_config, feeds)
+    monkeypatch.setattr(graph, "_in_place_op", lambda model: None)
+    _, with_kernel = _tables_after(model_config, feeds, start=start)
+    for o, k, s in zip(with_op, with_kernel, start):
+        assert np.abs(o - s).max() > 0.1  # it trained
+        assert o.tobytes() == k.tobytes()
+
+
+def test_the_in_place_op_rejects_ids_outside_the_tables():
+    import tensorflow as tf
+
+    op = _op_or_skip()
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        tables = [tf1.get_variable(name, [10, 4], initializer=tf1.ones_initializer()) for name in ("a", "b")]
+        ids = tf1.placeholder(tf.int32, [None, None, None])
+        noise = tf1.placeholder(tf.int32, [None, None, None])
+        step = op.auxpretrain_context_passes(tables[0].handle, tables[1].handle, ids, tf.ones_like(ids), noise,
+                                             -0.1, negatives=1, threads=2)
+        with tf1.Session() as sess:
+            sess.run(tf1.global_variables_initializer())
+            loss, pairs = sess.run(step, {ids: [[[1, 2, 3]]], noise: [[[4, 5]]]})
+            assert pairs > 0 and np.isfinite(loss)
+            for bad_ids, bad_noise in [([[[1, 2, 10]]], [[[4, 5]]]), ([[[1, 2, 3]]], [[[-1, 5]]])]:
+                before = sess.run(tables)
+                with pytest.raises(tf.errors.InvalidArgumentError, match="outside its table"):
+                    sess.run(step, {ids: bad_ids, noise: bad_noise})
+                for b, a in zip(before, sess.run(tables)):  # nothing written
+                    assert b.tobytes() == a.tobytes()
+            with pytest.raises(tf.errors.InvalidArgumentError, match="noise must be"):
+                sess.run(step, {ids: [[[1, 2, 3]]], noise: np.zeros((1, 2, 2), np.int32)})
+
+
+def test_the_op_build_says_why_it_failed_and_reuses_a_build(tmp_path, monkeypatch):
+    _op_or_skip()
+    monkeypatch.setenv("AUXPRETRAIN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    assert context_op.build() == (None, "no C and C++ compiler found (set CC and CXX)")
+    monkeypatch.setenv("CXX", "c++")
+    built, why = context_op.build()
+    assert why == "" and os.path.dirname(built) == str(tmp_path / "cache")
+    assert [name for name in os.listdir(tmp_path / "cache")] == [os.path.basename(built)]  # no leftovers
+    stamp = os.stat(built).st_mtime_ns
+    assert context_op.build() == (built, "") and os.stat(built).st_mtime_ns == stamp  # not built again
+
+
+@pytest.mark.skipif(not os.environ.get("CI"), reason="CI has C and C++ compilers; elsewhere the op is optional")
+def test_ci_builds_the_context_op():
+    op, why = context_op.load()
+    assert op is not None, why
+
+
+def test_an_environment_variable_turns_the_op_off():
+    code = "from auxpretrain.pretraining import context_op; print(context_op.load())"
+    env = dict(os.environ, AUXPRETRAIN_NO_OP="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(None, 'AUXPRETRAIN_NO_OP is set')"

@@ -41,6 +41,7 @@ class BatchMaker:
         keep[:2] = 0.0  # PAD and UNK never enter context pairs
         self.keep_prob = np.minimum(keep, 1.0)
         self.want_context = "context" in config.objectives
+        self.want_pairs = any(name != "context" for name in config.objectives)  # good/bad sentences
         self.batches_per_epoch = max(1, len(data) // config.batch_size)
 
     def epoch_order(self, epoch: int, context_pass: int = 0) -> np.ndarray:
@@ -66,13 +67,18 @@ class BatchMaker:
         return np.stack(batches)[order]
 
     def make(self, index: np.ndarray, rng: np.random.Generator,
-             context_index: Sequence[np.ndarray] = ()) -> Dict[str, np.ndarray]:
+             context_index: Sequence[np.ndarray] = (), pairs: bool = True) -> Dict[str, np.ndarray]:
         """The batch of sentences `index`: good, bad, changed, and the context windows of those
-        sentences (pass 0) and of each array of `context_index` (passes 1.., context only)."""
+        sentences (pass 0) and of each array of `context_index` (passes 1.., context only).
+        `pairs` False (no objective reads them): good is every sentence, no corruption drawn,
+        bad and changed are empty."""
         ids, lengths = self.data.batch(index, self.model_config.max_length)
-        corrupted = self.corruptor.corrupt(ids, lengths, rng)
-        ok = corrupted.ok
-        batch = {"good": ids[ok], "bad": corrupted.bad[ok], "changed": corrupted.changed[ok]}
+        if pairs:
+            corrupted = self.corruptor.corrupt(ids, lengths, rng)
+            ok = corrupted.ok
+            batch = {"good": ids[ok], "bad": corrupted.bad[ok], "changed": corrupted.changed[ok]}
+        else:
+            batch = {"good": ids, "bad": ids[:0], "changed": np.zeros((0, ids.shape[1]), bool)}
         if self.want_context:
             words = ids
             if len(context_index):  # the passes' sentences, one array (rows: pass after pass)
@@ -125,7 +131,7 @@ class BatchMaker:
                     if step >= total_steps:
                         return
                     rng = np.random.default_rng([self.config.seed, epoch, b, 2])
-                    batch = self.make(order[b], rng, extra.batch(b))
+                    batch = self.make(order[b], rng, extra.batch(b), pairs=self.want_pairs)
                     yield tuple(batch[name] for name in INPUT_SPECS)
                     step += 1
             finally:

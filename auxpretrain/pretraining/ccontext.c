@@ -17,10 +17,19 @@
  *
  * rows_of numbers the distinct ids of a step (the rows to gather), ascending.
  *
+ * context_passes_in_place runs the same passes on whole tables, in place: the TensorFlow op
+ * (auxpretrain/pretraining/context_op.cc) calls it on its variables' memory, with no gather or
+ * scatter. Compiled with -DCONTEXT_CORE_ONLY, this file is that core alone, without Python.
+ *
  * The module uses only the Python C API (no NumPy headers): arrays come in as buffers.
  */
+#ifdef CONTEXT_CORE_ONLY
+#include <stddef.h>
+typedef ptrdiff_t Py_ssize_t;
+#else
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -469,42 +478,53 @@ static void *run_part(void *arg) {
     return NULL;
 }
 
-/* One scratch area kept from call to call: fresh memory of this size costs page faults on
- * every call (TensorFlow's dataset ops set glibc's M_TRIM_THRESHOLD, so freed blocks go back
- * to the system). A call that finds it in use allocates its own. */
+/* Scratch areas kept from call to call: fresh memory of this size costs page faults on every
+ * call (TensorFlow's dataset ops set glibc's M_TRIM_THRESHOLD, so freed blocks go back to the
+ * system). A call that finds one in use allocates its own. */
+typedef struct {
 #if HAVE_THREADS
-static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_t lock;
 #endif
-static void *kept;
-static size_t kept_size;
+    void *area;
+    size_t size;
+} Kept;
 
-static void *take_scratch(size_t size, int *owned) {
+#if HAVE_THREADS
+#define KEPT_INIT {PTHREAD_MUTEX_INITIALIZER, NULL, 0}
+#else
+#define KEPT_INIT {NULL, 0}
+#endif
+static Kept kept_run = KEPT_INIT, kept_index = KEPT_INIT;
+
+static void *take_scratch(Kept *kept, size_t size, int *owned) {
     *owned = 0;
 #if HAVE_THREADS
-    if (pthread_mutex_trylock(&kept_lock) == 0) {
+    if (pthread_mutex_trylock(&kept->lock) == 0) {
 #endif
-        if (kept_size < size) {
-            free(kept);
-            kept = malloc(size);
-            kept_size = kept ? size : 0;
+        if (kept->size < size) {
+            free(kept->area);
+            kept->area = malloc(size);
+            kept->size = kept->area ? size : 0;
         }
-        if (kept)
-            return kept;
+        if (kept->area)
+            return kept->area;
 #if HAVE_THREADS
-        pthread_mutex_unlock(&kept_lock);
+        pthread_mutex_unlock(&kept->lock);
     }
 #endif
     *owned = 1;
     return malloc(size);
 }
 
-static void give_scratch(void *area, int owned) {
+static void give_scratch(Kept *kept, void *area, int owned) {
     if (owned) {
         free(area);
         return;
     }
 #if HAVE_THREADS
-    pthread_mutex_unlock(&kept_lock);
+    pthread_mutex_unlock(&kept->lock);
+#else
+    (void)kept;
 #endif
 }
 
@@ -522,7 +542,7 @@ static int run_passes(const Problem *p, Py_ssize_t passes, int threads, double *
     for (int k = 0; k < 7; k++)
         total += (sizes[k] + 7) / 8 * 8;
     int owned;
-    float *area = take_scratch(sizeof(float) * (total + 8), &owned);
+    float *area = take_scratch(&kept_run, sizeof(float) * (total + 8), &owned);
     if (area == NULL)
         return -1;
     float *at = area;
@@ -569,10 +589,46 @@ static int run_passes(const Problem *p, Py_ssize_t passes, int threads, double *
 #endif
     *loss = r.total_loss;
     *pairs = r.total_pairs;
-    give_scratch(area, owned);
+    give_scratch(&kept_run, area, owned);
     return 0;
 }
 
+/* The passes on whole tables, in place: in_table float32 [in_count, dim], out_table [out_count,
+ * dim]; ids and reach int32 [S, T] (S = passes x sentences a pass), noise int32 [S, P]; the
+ * rows are the ids themselves. -> 0; -1 on a failed allocation, -2 for an id outside its table
+ * (nothing written then). */
+int context_passes_in_place(float *in_table, Py_ssize_t in_count, float *out_table, Py_ssize_t out_count,
+                            Py_ssize_t dim, const int32_t *ids, const int32_t *reach, const int32_t *noise,
+                            Py_ssize_t passes, Py_ssize_t S, Py_ssize_t T, Py_ssize_t P, float scale, int negatives,
+                            int threads, double *loss, double *pairs) {
+    *loss = *pairs = 0;
+    for (Py_ssize_t k = 0; k < S * T; k++)
+        if (ids[k] < 0 || ids[k] >= in_count || ids[k] >= out_count)
+            return -2;
+    for (Py_ssize_t k = 0; k < S * P; k++)
+        if (noise[k] < 0 || noise[k] >= out_count)
+            return -2;
+    if (S == 0 || T == 0)
+        return 0;
+    /* each sentence's output rows: its noise words, then its words */
+    int owned;
+    int32_t *out_index = take_scratch(&kept_index, sizeof(int32_t) * (size_t)(S * (P + T)), &owned);
+    if (out_index == NULL)
+        return -1;
+    for (Py_ssize_t s = 0; s < S; s++) {
+        memcpy(out_index + s * (P + T), noise + s * P, sizeof(int32_t) * (size_t)P);
+        memcpy(out_index + s * (P + T) + P, ids + s * T, sizeof(int32_t) * (size_t)T);
+    }
+    Problem p = {in_table, out_table, in_table, out_table, in_count, out_count, ids, out_index, reach,
+                 S / passes, T, P, dim, scale, P > 0 ? (float)negatives / (float)P : 0.0f};
+    if (threads > MAX_THREADS)
+        threads = MAX_THREADS;
+    int status = run_passes(&p, passes, threads < 1 ? 1 : threads, loss, pairs);
+    give_scratch(&kept_index, out_index, owned);
+    return status;
+}
+
+#ifndef CONTEXT_CORE_ONLY
 static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *format, int ndim,
                       const char *name) {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
@@ -740,3 +796,4 @@ PyMODINIT_FUNC PyInit_ccontext(void) {
     }
     return m;
 }
+#endif  /* CONTEXT_CORE_ONLY */

@@ -46,7 +46,7 @@ from auxpretrain.pretraining import evaluation
 from auxpretrain.pretraining.batches import BatchMaker
 from auxpretrain.pretraining.cluster_control import (ParameterServerWatch, chief_exits, finished_workers, run_once,
                                                      stop_parameter_servers)
-from auxpretrain.pretraining.graph import build_train_graph, table_parts
+from auxpretrain.pretraining.graph import build_train_graph, start_batches, table_parts
 from auxpretrain.pretraining.run import prepare_run, write_run_export
 from auxpretrain.pretraining.run_dir import RunDirectory, usable_checkpoint
 from auxpretrain.pretraining.tf_config import ENV_VAR, ClusterTask, shard_indices, worker_name
@@ -264,7 +264,7 @@ def _run_worker(task: ClusterTask, corpus, out_dir, model_overrides, config, cor
 
         def after_create_session(self, session, coord):
             step = int(session.run(built.global_step))
-            session.run(built.iterator.initializer, {built.start_step: step // workers})
+            start_batches(session, built, step // workers)
 
     with g.graph.as_default():
         scaffold = tf1.train.Scaffold(init_fn=init_fn, ready_op=g.ready, local_init_op=g.local_init_op,
@@ -327,7 +327,7 @@ def _worker_loop(task, server, session, g: ClusterGraph, start, stopped, total_s
     """Trains until the global step reaches the end or the chief sets the stop flag, then
     tells the chief (done queue) and exits."""
     gone_errors = (tf.errors.UnavailableError, tf.errors.AbortedError)
-    fetches = {"step": g.train.train_op, "stop": g.stop, "good": g.train.inputs["good"]}
+    fetches = {"step": g.train.train_op, "stop": g.stop, "good": g.train.inputs["good"], "bad": g.train.inputs["bad"]}
     state = {"step": start, "stop": stopped}
     steps = tokens = 0
     gone = False
@@ -353,7 +353,7 @@ def _worker_loop(task, server, session, g: ClusterGraph, start, stopped, total_s
                 gone = True
                 break
             steps += 1
-            tokens += 2 * int(np.count_nonzero(out["good"]))
+            tokens += int(np.count_nonzero(out["good"])) + int(np.count_nonzero(out["bad"]))
             state.update(step=int(out["step"]), stop=bool(out["stop"]))
             if state["stop"]:
                 break
@@ -383,7 +383,7 @@ def _chief_loop(task, session, raw, g: ClusterGraph, start, total_steps, maker, 
         f"global steps of {config.batch_size} sentence pairs, objectives "
         + ", ".join(f"{k}={v:g}" for k, v in config.objectives.items()))
     model, inputs = built.model, built.inputs
-    fetches = {"step": built.train_op, "loss": built.total_loss, "good": inputs["good"]}
+    fetches = {"step": built.train_op, "loss": built.total_loss, "good": inputs["good"], "bad": inputs["bad"]}
     heldout = evaluation.HeldoutTracker(model, inputs, heldout_batches, writer, total_steps, config.patience, log)
     step = start
     tokens, steps, train_seconds = 0, 0, 0.0
@@ -398,7 +398,7 @@ def _chief_loop(task, session, raw, g: ClusterGraph, start, total_steps, maker, 
             train_seconds += time.perf_counter() - t0
             steps += 1
             step = int(out["step"])
-            tokens += 2 * int(np.count_nonzero(out["good"]))
+            tokens += int(np.count_nonzero(out["good"])) + int(np.count_nonzero(out["bad"]))
             if step >= next_eval or step >= total_steps:
                 next_eval = (step // config.eval_every + 1) * config.eval_every
                 if heldout.check(raw, step, out["loss"],

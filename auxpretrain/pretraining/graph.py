@@ -4,6 +4,8 @@ train op (Adam on the sentence-level objectives, word2vec's SGD on the context p
 from __future__ import annotations
 
 import collections
+import ctypes
+import sys
 from typing import Optional
 
 import numpy as np
@@ -11,7 +13,7 @@ import tensorflow as tf
 
 from auxpretrain.config import ModelConfig, PretrainConfig
 from auxpretrain.model.objectives import INPUT_SPECS, build_pretrain_model, context_targets
-from auxpretrain.pretraining import kernels
+from auxpretrain.pretraining import context_op, kernels
 from auxpretrain.pretraining.batches import BatchMaker
 
 tf1 = tf.compat.v1
@@ -31,10 +33,12 @@ def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negativ
     order), so that runs are bit-identical; steps are ~25% slower. That is the TensorFlow loop
     (`_context_loop`), the fallback.
 
-    With the compiled kernel (`kernels.compiled`, the usual case) the updates run in one call
-    on the rows the step touches (`_context_kernel`): the same updates, deterministic at no
-    cost. `shared_tables`: other processes update the tables at the same time (workers of a
-    cluster): the rows' changes are then added, not the rows overwritten.
+    The usual case is the compiled kernel: in one TensorFlow op on the tables' own memory
+    (`_context_in_place`, built at first use by `context_op`), else in one call on the rows
+    the step touches, gathered and written back by TensorFlow (`_context_kernel`; also when
+    `shared_tables`: other processes update the tables at the same time, workers of a cluster,
+    so the rows' changes are added, not the rows overwritten). Both give the same bits, and
+    are deterministic at no cost.
 
     -> (train op, the context loss per pair over the step as each update saw it before
     applying, or None without the context objective)."""
@@ -60,7 +64,10 @@ def build_train_op(model, lr, context_lr, clip_norm: float, global_step, negativ
             writes_table = any(v is t for v in adam_vars for t in tables)
             after = sentence_ops if writes_table else sentence_grads
             with tf.control_dependencies(after):
-                if kernels.compiled is not None:
+                op = None if shared_tables else _in_place_op(model)
+                if op is not None:
+                    loop, context_loss = _context_in_place(op, model, context_lr, negatives)
+                elif kernels.compiled is not None:
                     loop, context_loss = _context_kernel(model, context_lr, negatives, not shared_tables)
                 else:
                     loop, context_loss = _context_loop(model, context_lr, negatives, deterministic)
@@ -106,6 +113,26 @@ def _context_loop(model, context_lr, negatives: int, deterministic: bool):
 
     _, loss = tf.while_loop(lambda i, _: i < tf.shape(ids)[0], body, [tf.constant(0), tf.constant(0.0)],
                             parallel_iterations=1, name="context_updates")
+    return loss.op, loss / tf.maximum(pairs, 1.0)
+
+
+def _in_place_op(model):
+    """The op updating the tables in place (`context_op.load`), or None: not built, or a table
+    in parts (the op works on one buffer a table)."""
+    if len(table_parts(model.encoder.embedding_table)) > 1 or len(table_parts(model.context_table)) > 1:
+        return None
+    return context_op.load()[0]
+
+
+def _context_in_place(op_module, model, context_lr, negatives: int, threads: Optional[int] = None):
+    """The same updates as `_context_loop`, by the compiled kernel inside one TensorFlow op on
+    the tables' own memory (auxpretrain/pretraining/context_op.cc): no gather, no scatter, no
+    Python in the step; deterministic. -> (update op, loss per pair)."""
+    inputs = model.inputs
+    loss, pairs = op_module.auxpretrain_context_passes(
+        model.encoder.embedding_table.handle, model.context_table.handle, inputs["ctx_ids"], inputs["ctx_reach"],
+        inputs["ctx_negatives"], tf.cast(-context_lr * model.context_weight, tf.float32), negatives=negatives,
+        threads=threads or kernels.default_threads(), name="context_passes")
     return loss.op, loss / tf.maximum(pairs, 1.0)
 
 
@@ -220,3 +247,27 @@ def build_train_graph(maker: BatchMaker, model_config: ModelConfig, config: Pret
     summaries += [tf1.summary.scalar(f"loss/{k}", v) for k, v in losses.items()]
     return TrainGraph(global_step, iterator, start_step, inputs, model, lr, train_op, total_loss,
                       tf1.summary.merge(summaries))
+
+
+# glibc's mallopt parameters
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+# freed blocks up to this size stay in the process for reuse (the batch producer's arrays)
+KEPT_BLOCK_BYTES = 4 << 20
+
+
+def start_batches(session, built: TrainGraph, start_step: int) -> None:
+    """Starts `built`'s batch iterator at `start_step`, then lets glibc's malloc reuse freed
+    blocks of up to KEPT_BLOCK_BYTES again. TensorFlow's generator dataset sets glibc's mmap
+    threshold to 128 KiB when its op is built (against memory growth with Python 3.11), so
+    every array of 128 KiB or more that the batch producer makes is a new mapping, page-faulted
+    in and unmapped again: 40% of the producer's time, on the cores the train step needs. A
+    threshold of a few MiB keeps those blocks (the held-out memory stays bounded: the producer
+    makes arrays of the same sizes batch after batch). Nothing changes off glibc."""
+    session.run(built.iterator.initializer, {built.start_step: start_step})
+    if sys.platform.startswith("linux"):
+        try:
+            mallopt = ctypes.CDLL(None).mallopt
+        except (OSError, AttributeError):  # not glibc
+            return
+        mallopt(M_MMAP_THRESHOLD, KEPT_BLOCK_BYTES)
+        mallopt(M_TRIM_THRESHOLD, 8 * KEPT_BLOCK_BYTES)

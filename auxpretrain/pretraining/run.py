@@ -34,9 +34,9 @@ from auxpretrain.data.vocab import Vocabulary
 from auxpretrain.errors import ConfigError
 from auxpretrain.files import atomic_write_json
 from auxpretrain.model.variables import TRANSFERABLE_VARIABLES, strip_suffix
-from auxpretrain.pretraining import evaluation, kernels
+from auxpretrain.pretraining import context_op, evaluation, kernels
 from auxpretrain.pretraining.batches import BatchMaker
-from auxpretrain.pretraining.graph import build_train_graph
+from auxpretrain.pretraining.graph import build_train_graph, start_batches
 from auxpretrain.pretraining.profiling import performance
 from auxpretrain.pretraining.run_dir import (RunDirectory, check_run_files, read_run_json, restore_checkpoint,
                                              run_files, save_checkpoint)
@@ -87,12 +87,14 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     maker = BatchMaker(data.train, vocab, model_config, config, corruption)
     total_steps = config.max_steps or int(math.ceil(config.epochs * maker.batches_per_epoch))
+    # the context updates' fastest path: built at first use, said so (the train op uses it)
+    op, why_no_op = context_op.load(say=log) if maker.want_context else (None, "")
 
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(config.seed)
         built = build_train_graph(maker, model_config, config, total_steps)
-        global_step, iterator, start_placeholder = built.global_step, built.iterator, built.start_step
+        global_step = built.global_step
         inputs, model, train_op = built.inputs, built.model, built.train_op
         total_loss, summary_op = built.total_loss, built.summary_op
         saver = tf1.train.Saver(max_to_keep=config.keep_checkpoints)
@@ -116,15 +118,14 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
                                                 sess.run(table))
                 table.load(rows, sess)
                 log(f"init embeddings: {found} of {len(vocab)} vocabulary words found in {init_embeddings}")
-        sess.run(iterator.initializer, {start_placeholder: start})
+        start_batches(sess, built, start)
         writer = tf1.summary.FileWriter(os.path.join(out_dir, "logs"), graph if start == 0 else None)
         log(f"pretraining: {total_steps} steps of {config.batch_size} sentence pairs, objectives "
             + ", ".join(f"{k}={v:g}" for k, v in config.objectives.items())
             + f"; {maker.batches_per_epoch} steps per epoch"
             + (f"; context pairs from {config.context_passes} passes per epoch"
                if maker.want_context and config.context_passes > 1 else "")
-            + (f"; context updates in TensorFlow ops, slower: {kernels.why_not_compiled}"
-               if maker.want_context and kernels.compiled is None else ""))
+            + _context_path(maker.want_context, op is not None, why_no_op))
         bar = None
         if progress:
             from tqdm import tqdm
@@ -136,7 +137,8 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
         last_ckpt_time = time.time()
         step = start
         heldout = evaluation.HeldoutTracker(model, inputs, heldout_batches, writer, total_steps, config.patience, log)
-        fetches = {"train": train_op, "loss": total_loss, "good": inputs["good"], "context": inputs["ctx_ids"]}
+        fetches = {"train": train_op, "loss": total_loss, "good": inputs["good"], "bad": inputs["bad"],
+                   "context": inputs["ctx_ids"]}
         while step < total_steps:
             t0 = time.perf_counter()
             try:
@@ -146,7 +148,7 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
                 break
             train_seconds += time.perf_counter() - t0
             step += 1
-            tokens += int(np.count_nonzero(out["good"])) * 2
+            tokens += int(np.count_nonzero(out["good"])) + int(np.count_nonzero(out["bad"]))  # sentences read
             context_width += (out["context"] > 0).sum(-1).max(-1, initial=0).mean()  # the passes' widths
             if want_summary:
                 writer.add_summary(out["summary"], step)
@@ -185,6 +187,15 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
     write_run_export(out_dir, values, summary, data, corpus, model_config, config, corruption,
                       tokenizer, log)
     return summary
+
+
+def _context_path(want_context: bool, have_op: bool, why_no_op: str) -> str:
+    """What the `pretraining:` line says of the context updates when they are not the in-place op's."""
+    if not want_context or have_op:
+        return ""
+    if kernels.compiled is not None:
+        return f"; context updates on gathered rows, slower: {why_no_op}"
+    return f"; context updates in TensorFlow ops, slower: {kernels.why_not_compiled}"
 
 
 def prepare_run(corpus: Sequence[str], out_dir: Optional[str], model_overrides: Mapping[str, Any],
