@@ -31,7 +31,7 @@ COST = {
     "word2vec_s": 45.0,  # tokenizing + 5 epochs of gensim skip-gram
     "corpus_s": 15.0,
     "corruption_round_s": 25.0,
-    "word_vectors_s": 240.0,  # our context objective and gensim, 20 passes each, and the probes
+    "word_vectors_s": 300.0,  # our context objective and gensim, 20 passes each, 3 seeds, and the probes
     "restore_s_per_million_rows_x300": 40.0,  # writing the export + repeats of both restores
 }
 

@@ -158,12 +158,13 @@ def format_speed(results: Mapping[str, Any], markdown: bool = False) -> str:
                      if p.get("wall_seconds") else ""])
     w = results.get("word_vectors") or {}
     if w.get("speed_ratio"):
-        body.append([f"context objective alone vs gensim, {w['settings']['passes']} passes",
+        seeds = len(w["settings"].get("seeds") or [0])
+        body.append([f"context objective alone vs gensim, {w['settings']['passes']} passes, {seeds} seed(s)",
                      f"{w['ours']['tokens_per_s']:,.0f} tokens/s",
                      f"gensim {w['gensim']['tokens_per_s']:,.0f} tokens/s ({w['settings']['gensim_workers']} workers)",
                      f"{w['speed_ratio']:.1f}x (target >= {TARGETS['context_vs_gensim']:g}x)"])
         for name, sim in w.get("similarity", {}).items():
-            body.append([f"  Spearman on {name} ({sim['pairs']} pairs)", f"{sim['spearman'][0]:.3f}",
+            body.append([f"  Spearman on {name} ({sim['pairs']} pairs, mean)", f"{sim['spearman'][0]:.3f}",
                          f"gensim {sim['spearman'][1]:.3f}", f"{sim['spearman'][0] - sim['spearman'][1]:+.3f}"])
         if w["ours"].get("probe"):
             ours, theirs = (100 * sum(w[k]["probe"]) / len(w[k]["probe"]) for k in ("ours", "gensim"))
