@@ -386,9 +386,41 @@ typedef struct {
 #endif
 } Run;
 
+/* a thread that waits at a barrier checks this many times before it sleeps: most waits are a
+ * few microseconds (the other thread finishing its last sentence), shorter than a sleep and a
+ * wake-up */
+#define SPINS 4000
+
+static inline void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 /* every thread waits here until all have arrived */
 static void barrier(Run *r) {
-#if HAVE_THREADS
+#if HAVE_THREADS && defined(__GNUC__)
+    if (r->threads <= 1)
+        return;
+    long generation = __atomic_load_n(&r->generation, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&r->waiting, 1, __ATOMIC_ACQ_REL) == r->threads) {
+        __atomic_store_n(&r->waiting, 0, __ATOMIC_RELAXED);
+        pthread_mutex_lock(&r->lock);
+        __atomic_store_n(&r->generation, generation + 1, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&r->turn);
+        pthread_mutex_unlock(&r->lock);
+        return;
+    }
+    for (int spin = 0; spin < SPINS; spin++) {
+        if (__atomic_load_n(&r->generation, __ATOMIC_ACQUIRE) != generation)
+            return;
+        relax();
+    }
+    pthread_mutex_lock(&r->lock);
+    while (__atomic_load_n(&r->generation, __ATOMIC_ACQUIRE) == generation)
+        pthread_cond_wait(&r->turn, &r->lock);
+    pthread_mutex_unlock(&r->lock);
+#elif HAVE_THREADS
     if (r->threads <= 1)
         return;
     pthread_mutex_lock(&r->lock);
