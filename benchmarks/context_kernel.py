@@ -1,21 +1,25 @@
-"""The context objective's train step with the compiled kernel against the TensorFlow loop it
-replaced, on the same real batches, in one process.
+"""The context objective's train step three ways, on the same real batches, in one process:
+the compiled kernel in a TensorFlow op on the tables' memory (`op`, the default), the same
+kernel on rows TensorFlow gathers and scatters back (`kernel`, what a cluster's workers run),
+and the TensorFlow loop they replaced (`loop`, the fallback without a C compiler).
 
     python -m benchmarks.context_kernel --corpus data/wiki.txt data/reviews.txt [--batches 40]
         [--rounds 3] [--json OUT.json]
 
-Both graphs train the context objective alone (as `benchmarks.word_vectors` does, with the
+The graphs train the context objective alone (as `benchmarks.word_vectors` does, with the
 defaults of `PretrainConfig`: 20 passes a step) from the same initial tables on the first
 `--batches` batches of the corpus, fed as NumPy arrays (no producer thread: the step alone).
 Each round times every batch's step once per graph, the graphs in turns (later rounds train on
-the same batches again). Prints the median milliseconds a step of each, their ratio, and the
-largest difference between the two graphs' tables after the first round (float rounding, and
-TensorFlow's approximate sigmoid).
+the same batches again). Prints the median milliseconds a step of each, the loop's over the
+others', and the largest difference between the tables after the first round: none between
+`op` and `kernel` (the same updates in the same order), float rounding and TensorFlow's
+approximate sigmoid against the loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -26,10 +30,33 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 
+MODES = ("op", "kernel", "loop")
+
+
+@contextlib.contextmanager
+def _path(mode: str):
+    """Train graphs built meanwhile take the context path `mode` (see the module docstring)."""
+    from auxpretrain.pretraining import graph as train_graph
+    from benchmarks.determinism import without_kernel
+
+    if mode == "loop":
+        with without_kernel():
+            yield
+        return
+    saved = train_graph._in_place_op
+    if mode == "kernel":
+        train_graph._in_place_op = lambda model: None
+    try:
+        yield
+    finally:
+        train_graph._in_place_op = saved
+
+
 def measure(corpus: Sequence[str], batches: int = 40, rounds: int = 3, config=None, model: Optional[dict] = None,
             corpus_config=None) -> Dict[str, Any]:
-    """-> {"kernel" / "loop": [median ms a step of each round], "ratio": loop / kernel (medians),
-    "max_difference": the largest difference between the two graphs' tables after round 1}."""
+    """-> {mode: [median ms a step of each round] for MODES, "ratio": loop / op and
+    "kernel_ratio": kernel / op (medians), "max_difference": {mode: the largest difference from
+    op's tables after round 1}}."""
     import tensorflow as tf
 
     from auxpretrain.config import CorpusConfig, CorruptionConfig, PretrainConfig
@@ -37,7 +64,6 @@ def measure(corpus: Sequence[str], batches: int = 40, rounds: int = 3, config=No
     from auxpretrain.pretraining.batches import BatchMaker
     from auxpretrain.pretraining.graph import build_train_op
     from auxpretrain.pretraining.run import prepare_run
-    from benchmarks.determinism import without_kernel
 
     tf1 = tf.compat.v1
     config = config or PretrainConfig(objectives={"context": 1.0})
@@ -49,7 +75,7 @@ def measure(corpus: Sequence[str], batches: int = 40, rounds: int = 3, config=No
         maker = BatchMaker(data.train, data.vocab, model_config, config, corruption)
         feeds = [dict(zip(INPUT_SPECS, b)) for b in maker.stream(0, batches)]
     sessions = {}
-    for mode in ("kernel", "loop"):
+    for mode in MODES:
         graph = tf.Graph()
         with graph.as_default():
             tf1.set_random_seed(config.seed)
@@ -57,11 +83,7 @@ def measure(corpus: Sequence[str], batches: int = 40, rounds: int = 3, config=No
             model = build_pretrain_model(inputs, model_config, config.objectives, True, seed=config.seed,
                                          negatives=config.negatives)
             step = tf1.train.get_or_create_global_step()
-            if mode == "loop":
-                with without_kernel():
-                    op, _ = build_train_op(model, 1e-3, config.context_learning_rate, config.clip_norm, step,
-                                           config.negatives)
-            else:
+            with _path(mode):
                 op, _ = build_train_op(model, 1e-3, config.context_learning_rate, config.clip_norm, step,
                                        config.negatives)
             tables = [model.encoder.embedding_table, model.context_table]
@@ -69,15 +91,16 @@ def measure(corpus: Sequence[str], batches: int = 40, rounds: int = 3, config=No
         session = tf1.Session(graph=graph)
         session.run(init)
         sessions[mode] = (session, op, inputs, tables)
-    # the same start: the kernel graph's initial tables in both
-    start = sessions["kernel"][0].run(sessions["kernel"][3])
-    loop_session, _, _, loop_tables = sessions["loop"]
-    with loop_session.graph.as_default():
-        for table, value in zip(loop_tables, start):
-            table.load(value, loop_session)
-    times: Dict[str, List[float]] = {"kernel": [], "loop": []}
+    # the same start: the first graph's initial tables in all
+    start = sessions[MODES[0]][0].run(sessions[MODES[0]][3])
+    for mode in MODES[1:]:
+        session, _, _, tables = sessions[mode]
+        with session.graph.as_default():
+            for table, value in zip(tables, start):
+                table.load(value, session)
+    times: Dict[str, List[float]] = {mode: [] for mode in MODES}
     for r in range(rounds):
-        for mode in ("kernel", "loop") if r % 2 == 0 else ("loop", "kernel"):
+        for mode in MODES if r % 2 == 0 else MODES[::-1]:
             session, op, inputs, _ = sessions[mode]
             per_step = []
             for feed in feeds:
@@ -87,12 +110,13 @@ def measure(corpus: Sequence[str], batches: int = 40, rounds: int = 3, config=No
             times[mode].append(1000 * statistics.median(per_step))
         if r == 0:  # each graph has stepped through the batches once
             after = {mode: session.run(tables) for mode, (session, _, _, tables) in sessions.items()}
-            difference = max(float(np.abs(a - b).max()) for a, b in zip(after["kernel"], after["loop"]))
+            difference = {mode: max(float(np.abs(a - b).max()) for a, b in zip(after[mode], after["op"]))
+                          for mode in MODES[1:]}
     for session, _, _, _ in sessions.values():
         session.close()
-    return {"kernel": times["kernel"], "loop": times["loop"],
-            "ratio": statistics.median(times["loop"]) / statistics.median(times["kernel"]),
-            "max_difference": difference, "batches": len(feeds), "rounds": rounds}
+    median = {mode: statistics.median(times[mode]) for mode in MODES}
+    return dict(times, ratio=median["loop"] / median["op"], kernel_ratio=median["kernel"] / median["op"],
+                max_difference=difference, batches=len(feeds), rounds=rounds)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -102,16 +126,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="rounds, the graphs in turns")
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args(argv)
-    from auxpretrain.pretraining import kernels
+    from auxpretrain.pretraining import context_op, kernels
 
     if kernels.compiled is None:
         print(f"the compiled kernel is off: {kernels.why_not_compiled}", file=sys.stderr)
         return 1
+    if context_op.load()[0] is None:
+        print(f"the context op is off: {context_op.load()[1]}", file=sys.stderr)
+        return 1
     result = measure(args.corpus, args.batches, args.rounds)
-    print(f"context step, {result['batches']} batches x {result['rounds']} rounds: kernel "
-          f"{statistics.median(result['kernel']):.1f} ms, TensorFlow loop {statistics.median(result['loop']):.1f} ms "
-          f"(medians): {result['ratio']:.2f}x; after the first round the tables differ by at most "
-          f"{result['max_difference']:.2g}")
+    op, kernel, loop = (statistics.median(result[mode]) for mode in MODES)
+    print(f"context step, {result['batches']} batches x {result['rounds']} rounds (medians): op {op:.1f} ms, "
+          f"kernel on gathered rows {kernel:.1f} ms ({result['kernel_ratio']:.2f}x the op's), TensorFlow loop "
+          f"{loop:.1f} ms ({result['ratio']:.2f}x); after the first round the tables differ from the op's by "
+          f"{result['max_difference']['kernel']:.2g} (kernel) and {result['max_difference']['loop']:.2g} (loop)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=1)

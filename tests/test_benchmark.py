@@ -210,20 +210,22 @@ def test_command_help(command):
     assert proc.stdout.startswith(f"usage: python -m benchmarks.{command} ")
 
 
-def test_context_kernel_benchmark_times_both_graphs_from_the_same_tables(tmp_path):
-    """benchmarks.context_kernel on the tiny corpus: both graphs timed; their tables agree."""
+def test_context_kernel_benchmark_times_the_three_paths_from_the_same_tables(tmp_path):
+    """benchmarks.context_kernel on the tiny corpus: the three paths timed; the op's and the
+    kernel's tables the same bytes, the loop's within rounding."""
     from auxpretrain.config import CorpusConfig
-    from auxpretrain.pretraining import kernels
+    from auxpretrain.pretraining import context_op, kernels
     from benchmarks.context_kernel import measure
     from conftest import PRETRAIN_MODEL, make_tiny_corpus, pretrain_config
 
-    if kernels.compiled is None:
-        pytest.skip("the C extension is not built")
+    if kernels.compiled is None or context_op.load()[0] is None:
+        pytest.skip("the C extension or the context op is not built")
     corpus = str(make_tiny_corpus(tmp_path / "c.txt", lines=200))
     result = measure([corpus], batches=3, rounds=2, config=pretrain_config(objectives={"context": 1.0}),
                      model=PRETRAIN_MODEL, corpus_config=CorpusConfig(min_count=1))
-    assert len(result["kernel"]) == len(result["loop"]) == 2 and result["ratio"] > 0
-    assert result["max_difference"] < 1e-3
+    assert len(result["op"]) == len(result["kernel"]) == len(result["loop"]) == 2
+    assert result["ratio"] > 0 and result["kernel_ratio"] > 0
+    assert result["max_difference"]["kernel"] == 0.0 and result["max_difference"]["loop"] < 1e-3
 
 
 def test_determinism_benchmark_times_both_modes(tmp_path):

@@ -117,9 +117,11 @@ def _context_loop(model, context_lr, negatives: int, deterministic: bool):
 
 
 def _in_place_op(model):
-    """The op updating the tables in place (`context_op.load`), or None: not built, or a table
-    in parts (the op works on one buffer a table)."""
-    if len(table_parts(model.encoder.embedding_table)) > 1 or len(table_parts(model.context_table)) > 1:
+    """The op updating the tables in place (`context_op.load`), or None: not built, a table in
+    parts (the op works on one buffer a table), or the compiled kernel off (`kernels.compiled`
+    None: one switch for all the compiled context code)."""
+    if kernels.compiled is None or len(table_parts(model.encoder.embedding_table)) > 1 \
+            or len(table_parts(model.context_table)) > 1:
         return None
     return context_op.load()[0]
 
