@@ -230,3 +230,16 @@ def test_an_environment_variable_turns_the_op_off():
     env = dict(os.environ, AUXPRETRAIN_NO_OP="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "(None, 'AUXPRETRAIN_NO_OP is set')"
+
+
+def test_the_pretraining_line_says_which_path_the_context_updates_take(monkeypatch):
+    from auxpretrain.pretraining.run import _context_path
+
+    assert _context_path(False, False, "") == ""
+    if kernels.compiled is not None:
+        assert _context_path(True, True, "") == ""
+        assert _context_path(True, False, "AUXPRETRAIN_NO_OP is set") == \
+            "; context updates on gathered rows, slower: AUXPRETRAIN_NO_OP is set"
+    monkeypatch.setattr(kernels, "compiled", None)
+    monkeypatch.setattr(kernels, "why_not_compiled", "AUXPRETRAIN_PURE_PYTHON is set")
+    assert _context_path(True, True, "") == "; context updates in TensorFlow ops, slower: AUXPRETRAIN_PURE_PYTHON is set"

@@ -511,8 +511,8 @@ static void *run_part(void *arg) {
 }
 
 /* Scratch areas kept from call to call: fresh memory of this size costs page faults on every
- * call (TensorFlow's dataset ops set glibc's M_TRIM_THRESHOLD, so freed blocks go back to the
- * system). A call that finds one in use allocates its own. */
+ * call (freed blocks above glibc's mmap threshold go back to the system; TensorFlow's generator
+ * dataset sets it to 128 KiB). A call that finds one in use allocates its own. */
 typedef struct {
 #if HAVE_THREADS
     pthread_mutex_t lock;

@@ -56,8 +56,8 @@ def block_indices(ids: np.ndarray, noise: np.ndarray, vocab_size: int):
 
 class Scratch:
     """Float32 arrays kept from step to step for `sgd_passes`' results. Fresh memory of their
-    size costs page faults at every step (TensorFlow's dataset ops set glibc's
-    M_TRIM_THRESHOLD, so large freed blocks go back to the system). An array is handed out
+    size costs page faults at every step (freed blocks above glibc's mmap threshold go back to
+    the system; TensorFlow's generator dataset sets it to 128 KiB). An array is handed out
     again only once nothing else holds it (TensorFlow drops its reference to a step's result
     when the step is done)."""
 

@@ -88,7 +88,7 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
     maker = BatchMaker(data.train, vocab, model_config, config, corruption)
     total_steps = config.max_steps or int(math.ceil(config.epochs * maker.batches_per_epoch))
     # the context updates' fastest path: built at first use, said so (the train op uses it)
-    op, why_no_op = context_op.load(say=log) if maker.want_context else (None, "")
+    op, why_no_op = context_op.load(say=log) if maker.want_context and kernels.compiled else (None, "")
 
     graph = tf.Graph()
     with graph.as_default():
@@ -191,11 +191,11 @@ def _pretrain(corpus, out_dir, model_overrides, config, corruption, *, corpus_co
 
 def _context_path(want_context: bool, have_op: bool, why_no_op: str) -> str:
     """What the `pretraining:` line says of the context updates when they are not the in-place op's."""
-    if not want_context or have_op:
+    if not want_context or (have_op and kernels.compiled is not None):
         return ""
-    if kernels.compiled is not None:
-        return f"; context updates on gathered rows, slower: {why_no_op}"
-    return f"; context updates in TensorFlow ops, slower: {kernels.why_not_compiled}"
+    if kernels.compiled is None:
+        return f"; context updates in TensorFlow ops, slower: {kernels.why_not_compiled}"
+    return f"; context updates on gathered rows, slower: {why_no_op}"
 
 
 def prepare_run(corpus: Sequence[str], out_dir: Optional[str], model_overrides: Mapping[str, Any],
