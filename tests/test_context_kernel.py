@@ -217,6 +217,14 @@ def test_the_op_build_says_why_it_failed_and_reuses_a_build(tmp_path, monkeypatc
     assert [name for name in os.listdir(tmp_path / "cache")] == [os.path.basename(built)]  # no leftovers
     stamp = os.stat(built).st_mtime_ns
     assert context_op.build() == (built, "") and os.stat(built).st_mtime_ns == stamp  # not built again
+    # a compiler that fails: said, recorded, and not run again by the next process
+    monkeypatch.setenv("CXX", "false")
+    built, why = context_op.build()
+    assert built is None and why.startswith("the context op did not build: ")
+    failed = [name for name in os.listdir(tmp_path / "cache") if name.endswith(".failed")]
+    assert len(failed) == 1
+    again = context_op.build()[1]
+    assert again.startswith(why) and f"delete {tmp_path / 'cache' / failed[0]} to try again" in again
 
 
 @pytest.mark.skipif(not os.environ.get("CI"), reason="CI has C and C++ compilers; elsewhere the op is optional")

@@ -7,7 +7,9 @@ compiled the first time a process asks for it (about 15 s), from the package's o
 only, into a per-user cache: `$AUXPRETRAIN_CACHE`, else `$XDG_CACHE_HOME/auxpretrain`, else
 `~/.cache/auxpretrain`. The file's name carries a digest of the sources, the TensorFlow version
 and the compiler flags, so another version never loads a stale build; a build is written to a
-temporary name and renamed, so processes building at once do not see half a file.
+temporary name and renamed, so processes building at once do not see half a file. A build
+that the compiler rejects is recorded next to it (`.failed`, its first error line), so that
+later processes fall back at once instead of compiling again; deleting that file retries.
 
 `load()` -> (the op's module, "") or (None, why not): no C/C++ compiler, headers missing, a
 failed build (its first error line), AUXPRETRAIN_PURE_PYTHON set, or AUXPRETRAIN_NO_OP set.
@@ -78,6 +80,10 @@ def build(say=None) -> Tuple[Optional[str], str]:
     target = os.path.join(cache_dir(), f"context_op-{digest.hexdigest()[:16]}.so")
     if os.path.exists(target):
         return target, ""
+    failed = target + ".failed"  # a compiler's error, kept so that each process does not retry
+    if os.path.exists(failed):
+        with open(failed, encoding="utf-8", errors="replace") as f:
+            return None, f"{f.read().strip()} (an earlier build; delete {failed} to try again)"
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with tempfile.TemporaryDirectory(dir=os.path.dirname(target), prefix=".build-") as workdir:
@@ -87,7 +93,10 @@ def build(say=None) -> Tuple[Optional[str], str]:
             for command in _commands(cc, cxx, out, workdir):
                 done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_SECONDS)
                 if done.returncode != 0:
-                    return None, f"the context op did not build: {_first_error(done.stderr + done.stdout)}"
+                    why = f"the context op did not build: {_first_error(done.stderr + done.stdout)}"
+                    with open(failed, "w", encoding="utf-8") as f:
+                        f.write(why + "\n")
+                    return None, why
             os.replace(out, target)  # atomic: a process building at the same time renames its own
     except (OSError, subprocess.SubprocessError) as e:
         return None, f"the context op did not build: {e}"
