@@ -625,6 +625,15 @@ static int run_passes(const Problem *p, Py_ssize_t passes, int threads, double *
     return 0;
 }
 
+/* the first of count ids outside [0, limit), or -1: a bad id would read or write outside a
+ * block or a table */
+static Py_ssize_t first_outside(const int32_t *ids, Py_ssize_t count, Py_ssize_t limit) {
+    for (Py_ssize_t k = 0; k < count; k++)
+        if (ids[k] < 0 || ids[k] >= limit)
+            return k;
+    return -1;
+}
+
 /* The passes on whole tables, in place: in_table float32 [in_count, dim], out_table [out_count,
  * dim]; ids and reach int32 [S, T] (S = passes x sentences a pass), noise int32 [S, P]; the
  * rows are the ids themselves. -> 0; -1 on a failed allocation, -2 for an id outside its table
@@ -634,12 +643,9 @@ int context_passes_in_place(float *in_table, Py_ssize_t in_count, float *out_tab
                             Py_ssize_t passes, Py_ssize_t S, Py_ssize_t T, Py_ssize_t P, float scale, int negatives,
                             int threads, double *loss, double *pairs) {
     *loss = *pairs = 0;
-    for (Py_ssize_t k = 0; k < S * T; k++)
-        if (ids[k] < 0 || ids[k] >= in_count || ids[k] >= out_count)
-            return -2;
-    for (Py_ssize_t k = 0; k < S * P; k++)
-        if (noise[k] < 0 || noise[k] >= out_count)
-            return -2;
+    if (first_outside(ids, S * T, in_count < out_count ? in_count : out_count) >= 0 ||
+        first_outside(noise, S * P, out_count) >= 0)
+        return -2;
     if (S == 0 || T == 0)
         return 0;
     /* each sentence's output rows: its noise words, then its words */
@@ -716,16 +722,14 @@ static PyObject *sgd_passes(PyObject *self, PyObject *args) {
     }
     /* every index must name a row of its block: a bad one would write outside it */
     const int32_t *ii = views[4].buf, *oi = views[5].buf;
-    for (Py_ssize_t k = 0; k < S * T; k++)
-        if (ii[k] < 0 || ii[k] >= views[0].shape[0]) {
-            PyErr_SetString(PyExc_ValueError, "sgd_passes: in_index outside in_rows");
-            goto done;
-        }
-    for (Py_ssize_t k = 0; k < S * (P + T); k++)
-        if (oi[k] < 0 || oi[k] >= views[1].shape[0]) {
-            PyErr_SetString(PyExc_ValueError, "sgd_passes: out_index outside out_rows");
-            goto done;
-        }
+    if (first_outside(ii, S * T, views[0].shape[0]) >= 0) {
+        PyErr_SetString(PyExc_ValueError, "sgd_passes: in_index outside in_rows");
+        goto done;
+    }
+    if (first_outside(oi, S * (P + T), views[1].shape[0]) >= 0) {
+        PyErr_SetString(PyExc_ValueError, "sgd_passes: out_index outside out_rows");
+        goto done;
+    }
     Problem p = {views[2].buf, views[3].buf, views[0].buf, views[1].buf, views[0].shape[0], views[1].shape[0],
                  ii, oi, views[6].buf, S / passes, T, P, dim, scale, P > 0 ? (float)negatives / (float)P : 0.0f};
     if (threads > MAX_THREADS)
@@ -769,11 +773,11 @@ static PyObject *rows_of(PyObject *self, PyObject *args) {
         goto done;
     }
     const int32_t *ids = views[0].buf;
-    for (Py_ssize_t k = 0; k < count; k++)
-        if (ids[k] < 0 || ids[k] >= vocab) {
-            PyErr_Format(PyExc_ValueError, "rows_of: id %d outside [0, %zd)", (int)ids[k], vocab);
-            goto done;
-        }
+    Py_ssize_t bad = first_outside(ids, count, vocab);
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "rows_of: id %d outside [0, %zd)", (int)ids[bad], vocab);
+        goto done;
+    }
     int32_t *slot = calloc((size_t)vocab, sizeof(int32_t));
     if (slot == NULL) {
         PyErr_NoMemory();
